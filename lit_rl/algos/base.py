@@ -1,0 +1,137 @@
+"""What every off-policy algorithm shares: the acting interface the RolloutDataModule calls,
+the training step loop over replay batches, evaluation logging and target-network updates.
+
+A new algorithm subclasses ``OffPolicyAlgorithm`` and writes ``explore``, ``act_greedy``,
+``update`` and ``configure_optimizers``; nothing else.
+"""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from lit_rl.data.datamodule import EpisodeResult, PhaseEnd
+from lit_rl.data.replay import Batch
+from lit_rl.nets import ObservationNormalizer
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """Polyak averaging ``target += tau * (online - target)``."""
+    torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+
+
+class OffPolicyAlgorithm(LightningModule):
+    """Base of DDPG, MPO and Dyna.
+
+    Args:
+        observation_dim: observation size; linked from the DataModule by the CLI.
+        action_bounds: ``[low, high]`` of the agent's actions; linked from the DataModule.
+        normalize_observations: keep a running mean/std of the observations acted on and feed
+            the networks normalised observations (statistics updated after each training phase).
+    """
+
+    def __init__(
+        self,
+        observation_dim: int | None = None,
+        action_bounds: list[list[float]] | None = None,
+        normalize_observations: bool = False,
+    ):
+        super().__init__()
+        if observation_dim is None or action_bounds is None:
+            raise ValueError(
+                "observation_dim and action_bounds come from the RolloutDataModule (the CLI links them); "
+                "pass them yourself when you build the module outside the CLI"
+            )
+        self.automatic_optimization = False
+        self.observation_dim = observation_dim
+        self.action_dim = len(action_bounds[0])
+        self.register_buffer("action_low", torch.tensor(action_bounds[0], dtype=torch.float32))
+        self.register_buffer("action_high", torch.tensor(action_bounds[1], dtype=torch.float32))
+        self.normalizer = ObservationNormalizer(observation_dim) if normalize_observations else None
+        self._test_results: list[EpisodeResult] = []
+
+    # ------------------------------------------------------------ acting (called by the data side)
+
+    def explore(self, observations: torch.Tensor, env_steps: int, episode_starts: torch.Tensor) -> torch.Tensor:
+        """Actions ``[E, A]`` to execute during training; ``episode_starts`` marks envs whose
+        episode just began. Runs under ``torch.no_grad``."""
+        raise NotImplementedError
+
+    def act_greedy(self, observations: torch.Tensor) -> torch.Tensor:
+        """Deterministic actions for evaluation."""
+        raise NotImplementedError
+
+    def normalize(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.normalizer(observations) if self.normalizer is not None else observations
+
+    def record_observations(self, observations: torch.Tensor) -> None:
+        if self.normalizer is not None:
+            self.normalizer.record(observations)
+
+    @property
+    def action_half_range(self) -> torch.Tensor:
+        return (self.action_high - self.action_low) / 2
+
+    def scale_action(self, unit: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] -> [low, high]."""
+        return self.action_low + (unit + 1.0) * self.action_half_range
+
+    # ------------------------------------------------------------ training
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient batch: step the optimizers, return detached metrics to log."""
+        raise NotImplementedError
+
+    def training_step(self, batch: Batch | PhaseEnd) -> None:
+        if isinstance(batch, PhaseEnd):
+            return
+        metrics = self.update(batch.to(self.device))
+        if batch.last_in_phase and self.normalizer is not None:
+            self.normalizer.update()
+        if self._should_log:
+            self.log_dict(metrics)
+
+    @property
+    def _should_log(self) -> bool:
+        # Lightning only writes step metrics on logging steps; logging only then is the same, cheaper.
+        return self.trainer._logger_connector.should_update_logs
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self._should_log:
+            self.log_dict(self.trainer.datamodule.pop_train_metrics())
+
+    def on_train_epoch_end(self) -> None:
+        if self.trainer.datamodule.done:
+            self.trainer.should_stop = True
+
+    def clip_and_step(self, optimizer, loss: torch.Tensor, max_norm: float | None) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if max_norm is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
+        optimizer.step()
+
+    # ------------------------------------------------------------ evaluation
+
+    def validation_step(self, result: EpisodeResult) -> None:
+        self._test_results.append(result)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._test_results:
+            return
+        returns = torch.tensor([r.episode_return for r in self._test_results], dtype=torch.float64)
+        lengths = torch.tensor([r.episode_length for r in self._test_results], dtype=torch.float64)
+        self._test_results = []
+        metrics = {
+            "test/episode_return": returns.mean(),
+            "test/episode_return_std": returns.std(unbiased=False),
+            "test/episode_return_min": returns.min(),
+            "test/episode_return_max": returns.max(),
+            "test/episode_length": lengths.mean(),
+        }
+        datamodule = self.trainer.datamodule
+        if datamodule is not None:
+            metrics["env_steps"] = torch.tensor(float(datamodule.env_steps))
+        self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=False)

@@ -1,0 +1,111 @@
+"""Deep Deterministic Policy Gradient (Lillicrap et al. 2016)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from lit_rl.algos.base import OffPolicyAlgorithm, soft_update
+from lit_rl.data.replay import Batch
+from lit_rl.explore import NOISES
+from lit_rl.nets import mlp
+
+
+class DDPG(OffPolicyAlgorithm):
+    """DDPG with target networks, action noise and a uniform random warm-up.
+
+    Args:
+        actor_hidden: hidden layer sizes of the actor.
+        critic_hidden: hidden layer sizes of the critic (input: observation and action).
+        activation: hidden activation (relu, tanh, silu, elu, gelu).
+        actor_lr: Adam learning rate of the actor.
+        critic_lr: Adam learning rate of the critic.
+        tau: Polyak rate of the target networks, applied after every batch.
+        exploration_noise: ``gaussian`` or ``ornstein_uhlenbeck``.
+        noise_std: noise scale as a fraction of the action half-range.
+        ou_theta, ou_dt: Ornstein-Uhlenbeck parameters.
+        random_steps: act uniformly at random until this many env transitions were collected.
+        max_grad_norm: clip each network's gradient norm to this value (None: no clipping).
+        observation_dim, action_bounds, normalize_observations: see ``OffPolicyAlgorithm``.
+    """
+
+    def __init__(
+        self,
+        observation_dim: int | None = None,
+        action_bounds: list[list[float]] | None = None,
+        actor_hidden: tuple[int, ...] = (256, 256),
+        critic_hidden: tuple[int, ...] = (256, 256),
+        activation: str = "relu",
+        actor_lr: float = 1e-3,
+        critic_lr: float = 1e-3,
+        tau: float = 0.005,
+        exploration_noise: Literal["gaussian", "ornstein_uhlenbeck"] = "gaussian",
+        noise_std: float = 0.1,
+        ou_theta: float = 0.15,
+        ou_dt: float = 0.01,
+        random_steps: int = 10_000,
+        max_grad_norm: float | None = None,
+        normalize_observations: bool = False,
+    ):
+        super().__init__(observation_dim, action_bounds, normalize_observations)
+        self.save_hyperparameters()
+        obs_dim, act_dim = self.observation_dim, self.action_dim
+        self.actor = mlp(obs_dim, list(actor_hidden), act_dim, activation)
+        self.critic = mlp(obs_dim + act_dim, list(critic_hidden), 1, activation)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        noise_kwargs = {"theta": ou_theta, "dt": ou_dt} if exploration_noise == "ornstein_uhlenbeck" else {}
+        self.noise = NOISES[exploration_noise](noise_std, self.action_half_range, **noise_kwargs)
+
+    def pi(self, observations: torch.Tensor, target: bool = False) -> torch.Tensor:
+        actor = self.actor_target if target else self.actor
+        return self.scale_action(torch.tanh(actor(self.normalize(observations))))
+
+    def q(self, observations: torch.Tensor, actions: torch.Tensor, target: bool = False) -> torch.Tensor:
+        critic = self.critic_target if target else self.critic
+        return critic(torch.cat([self.normalize(observations), actions], -1)).squeeze(-1)
+
+    def explore(self, observations, env_steps, episode_starts):
+        self.record_observations(observations)
+        if env_steps < self.hparams.random_steps:
+            uniform = torch.rand(observations.shape[0], self.action_dim, device=observations.device)
+            return self.action_low + uniform * (self.action_high - self.action_low)
+        actions = self.noise(self.pi(observations), episode_starts)
+        return torch.clamp(actions, self.action_low, self.action_high)
+
+    def act_greedy(self, observations):
+        return self.pi(observations)
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        actor_opt, critic_opt = self.optimizers()
+        max_norm = self.hparams.max_grad_norm
+
+        with torch.no_grad():
+            next_q = self.q(batch.next_observations, self.pi(batch.next_observations, target=True), target=True)
+            target = batch.rewards + batch.discounts * next_q
+        q = self.q(batch.observations, batch.actions)
+        critic_loss = F.mse_loss(q, target)
+        self.clip_and_step(critic_opt, critic_loss, max_norm)
+
+        actor_loss = -self.q(batch.observations, self.pi(batch.observations)).mean()
+        self.clip_and_step(actor_opt, actor_loss, max_norm)
+
+        soft_update(self.actor_target, self.actor, self.hparams.tau)
+        soft_update(self.critic_target, self.critic, self.hparams.tau)
+        return {"loss/actor": actor_loss.detach(), "loss/critic": critic_loss.detach(), "q/mean": q.detach().mean()}
+
+    def configure_optimizers(self):
+        return [
+            torch.optim.Adam(self.actor.parameters(), lr=self.hparams.actor_lr),
+            torch.optim.Adam(self.critic.parameters(), lr=self.hparams.critic_lr),
+        ]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["exploration_noise"] = self.noise.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "exploration_noise" in checkpoint:
+            self.noise.load_state_dict(checkpoint["exploration_noise"])

@@ -1,0 +1,4 @@
+from lit_rl.data.datamodule import PHASE_END, EpisodeResult, PhaseEnd, ReplayConfig, RolloutDataModule
+from lit_rl.data.replay import Batch, ReplayBuffer
+
+__all__ = ["PHASE_END", "Batch", "EpisodeResult", "PhaseEnd", "ReplayBuffer", "ReplayConfig", "RolloutDataModule"]

@@ -1,0 +1,358 @@
+"""The rollout DataModule: envs, replay and the collect/train schedule."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from lit_rl.data.replay import Batch, ReplayBuffer
+from lit_rl.envs import EnvConfig, SequentialEnvs, make_env
+from lit_rl.envs.make import ActionMap
+
+if TYPE_CHECKING:
+    from lit_rl.algos.base import OffPolicyAlgorithm
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplayConfig:
+    """deprl's ``Buffer`` arguments. Every count is in environment transitions summed over envs.
+
+    Args:
+        size: transitions the ring holds (split evenly over the env columns).
+        return_steps: n of the n-step return.
+        discount: gamma.
+        batch_size: transitions per gradient batch.
+        steps_before_batches: no training before this many transitions were collected.
+        steps_between_batches: after that, a training phase every time this many new
+            transitions have arrived.
+        batch_iterations: gradient batches per training phase.
+    """
+
+    size: int = 1_000_000
+    return_steps: int = 1
+    discount: float = 0.99
+    batch_size: int = 100
+    steps_before_batches: int = 10_000
+    steps_between_batches: int = 50
+    batch_iterations: int = 50
+
+
+class PhaseEnd:
+    """Yielded after each training phase and at each epoch end; ``training_step`` skips it.
+
+    Lightning fetches one item ahead. Because the item after a phase's last batch is this
+    marker, the envs are stepped only after the whole phase was trained on, and a checkpoint
+    taken while the marker is pending sees a consistent state (see ``at_cut``)."""
+
+    def __repr__(self) -> str:
+        return "PhaseEnd()"
+
+
+PHASE_END = PhaseEnd()
+
+
+@dataclass
+class EpisodeResult:
+    episode_return: float
+    episode_length: int
+
+
+class _Iterable:
+    """A plain re-iterable (not a torch DataLoader): no worker processes, no samplers."""
+
+    def __init__(self, make_iterator):
+        self._make_iterator = make_iterator
+
+    def __iter__(self):
+        return self._make_iterator()
+
+
+class RolloutDataModule(pl.LightningDataModule):
+    """Collects experience with the LightningModule's current policy and yields replay batches.
+
+    The train "dataloader" alternates between stepping the envs and yielding
+    ``replay.batch_iterations`` batches whenever the schedule says so. An epoch is
+    ``epoch_steps`` transitions; training ends after ``total_steps``; the checkpoint callback
+    saves every ``save_steps``. The validation dataloader plays ``test_episodes`` episodes with
+    the deterministic policy on the test env.
+
+    Args:
+        env: the training env (see ``EnvConfig``).
+        test_env: the evaluation env; defaults to ``env``.
+        num_envs: envs stepped in lockstep (one replay column each).
+        replay: replay size, n-step return and training schedule (see ``ReplayConfig``).
+        total_steps: environment transitions of the whole run.
+        epoch_steps: environment transitions per epoch (an evaluation follows each epoch).
+        save_steps: environment transitions between periodic checkpoints.
+        test_episodes: episodes per evaluation.
+        seed: env seed base; defaults to the run's ``seed_everything``.
+    """
+
+    def __init__(
+        self,
+        env: EnvConfig,
+        test_env: EnvConfig | None = None,
+        num_envs: int = 1,
+        replay: ReplayConfig | None = None,
+        total_steps: int = 1_000_000,
+        epoch_steps: int = 20_000,
+        save_steps: int = 100_000,
+        test_episodes: int = 5,
+        seed: int | None = None,
+    ):
+        super().__init__()
+        for key, value in (("total_steps", total_steps), ("epoch_steps", epoch_steps), ("save_steps", save_steps)):
+            if value < 1:
+                raise ValueError(f"{key} must be >= 1, got {value}")
+        self.save_hyperparameters()
+        self.env_config = env
+        self.test_env_config = test_env or env
+        self.num_envs = num_envs
+        self.replay_config = replay or ReplayConfig()
+        self.total_steps = total_steps
+        self.epoch_steps = epoch_steps
+        self.save_steps = save_steps
+        self.test_episodes = test_episodes
+        self._seed = seed
+        # Spaces are needed before setup() (CLI links), so probe one env now.
+        probe = make_env(env)
+        self._action_map = ActionMap(probe.action_space, env.scaled_actions)
+        self.observation_dim = int(np.prod(probe.observation_space.shape))
+        probe.close()
+
+        self.envs: SequentialEnvs | None = None
+        self.test_env = None
+        self.replay: ReplayBuffer | None = None
+        self.env_steps = 0  # transitions collected, summed over envs
+        self.episodes = 0  # finished training episodes
+        self._last_phase_steps = 0
+        self._pending_batches = 0
+        self._at_cut = True
+        self._observations: np.ndarray | None = None
+        self._episode_starts: np.ndarray | None = None
+        self._restored = False
+        self._replay_record: dict = {}  # set while a checkpoint that owns a replay file is written
+        self._finished_since_log: list[tuple[float, int]] = []
+        self._log_clock = (0, time.perf_counter())
+
+    # ----------------------------------------------------------------- spaces (CLI links)
+
+    @property
+    def action_bounds(self) -> list[list[float]]:
+        """[low, high] of the agent's action space (``[-1, 1]`` with ``scaled_actions``)."""
+        space = self._action_map.agent_space
+        return [space.low.tolist(), space.high.tolist()]
+
+    @property
+    def seed(self) -> int:
+        if self._seed is not None:
+            return self._seed
+        return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def setup(self, stage: str) -> None:
+        if self.test_env is None:
+            self.test_env = make_env(self.test_env_config)
+            self._test_action_map = ActionMap(self.test_env.action_space, self.test_env_config.scaled_actions)
+        if stage == "fit" and self.envs is None:
+            self.envs = SequentialEnvs(self.env_config, self.num_envs, self.seed)
+            cfg = self.replay_config
+            self.replay = ReplayBuffer(
+                cfg.size, self.num_envs, self.observation_dim, len(self.action_bounds[0]), cfg.return_steps, cfg.discount
+            )
+
+    def teardown(self, stage: str) -> None:
+        if self.envs is not None:
+            self.envs.close()
+            self.envs = None
+        if self.test_env is not None:
+            self.test_env.close()
+            self.test_env = None
+
+    def train_dataloader(self) -> _Iterable:
+        return _Iterable(self._rollout)
+
+    def val_dataloader(self) -> _Iterable:
+        return _Iterable(self._test_episodes)
+
+    # ----------------------------------------------------------------- collection
+
+    @property
+    def agent(self) -> OffPolicyAlgorithm:
+        return self.trainer.lightning_module
+
+    @property
+    def at_cut(self) -> bool:
+        """True while the rollout is paused at a phase or epoch boundary: all collected data has
+        been trained on per the schedule and nothing was fetched ahead, so a checkpoint is exact."""
+        return self._at_cut
+
+    @property
+    def done(self) -> bool:
+        return self.env_steps >= self.total_steps
+
+    def _rollout(self) -> Iterator[Batch | PhaseEnd]:
+        """One epoch: collect, and yield batches whenever the schedule triggers a phase."""
+        cfg = self.replay_config
+        epoch_end = min(self.total_steps, (self.env_steps // self.epoch_steps + 1) * self.epoch_steps)
+        if self._observations is None:
+            self._start_envs()
+        while True:
+            while self._pending_batches > 0:
+                self._pending_batches -= 1
+                self._at_cut = False
+                batch = self.replay.sample(cfg.batch_size)
+                batch.last_in_phase = self._pending_batches == 0
+                yield batch
+                if self._pending_batches == 0:
+                    self._at_cut = True
+                    yield PHASE_END
+            if self.env_steps >= epoch_end:
+                self._at_cut = True
+                yield PHASE_END  # every epoch yields at least one item, so evaluation always runs
+                return
+            self._collect_until_phase(epoch_end)
+
+    def _start_envs(self) -> None:
+        if self._restored:
+            self.replay.mark_episode_boundary()
+        self._observations = self.envs.reset()
+        self._episode_starts = np.ones(self.num_envs, bool)
+
+    def _collect_until_phase(self, epoch_end: int) -> None:
+        cfg = self.replay_config
+        agent = self.agent
+        device = agent.device
+        while self.env_steps < epoch_end:
+            obs = torch.from_numpy(self._observations)
+            with torch.no_grad():
+                actions = agent.explore(
+                    obs.to(device), env_steps=self.env_steps, episode_starts=torch.from_numpy(self._episode_starts)
+                ).cpu()
+            step = self.envs.step(actions.numpy())
+            self.replay.store(
+                obs,
+                actions,
+                torch.from_numpy(step.next_observations),
+                torch.from_numpy(step.rewards),
+                torch.from_numpy(step.terminated),
+                torch.from_numpy(step.truncated),
+            )
+            self._observations = step.observations
+            self._episode_starts = step.resets
+            self.env_steps += self.num_envs
+            self.episodes += len(step.finished)
+            self._finished_since_log.extend(step.finished)
+            if (
+                self.env_steps >= cfg.steps_before_batches
+                and self.env_steps - self._last_phase_steps >= cfg.steps_between_batches
+            ):
+                self._last_phase_steps = self.env_steps
+                self._pending_batches = cfg.batch_iterations
+                return
+
+    def pop_train_metrics(self) -> dict[str, float]:
+        """Metrics of the rollout since the last call (for the module to log)."""
+        steps, clock = self._log_clock
+        now = time.perf_counter()
+        metrics = {"env_steps": float(self.env_steps), "replay/size": float(len(self.replay))}
+        if now > clock and self.env_steps > steps:
+            metrics["perf/env_steps_per_s"] = (self.env_steps - steps) / (now - clock)
+        if self._finished_since_log:
+            returns, lengths = zip(*self._finished_since_log)
+            metrics["train/episode_return"] = float(np.mean(returns))
+            metrics["train/episode_length"] = float(np.mean(lengths))
+            metrics["train/episodes"] = float(self.episodes)
+        self._finished_since_log = []
+        self._log_clock = (self.env_steps, now)
+        return metrics
+
+    # ----------------------------------------------------------------- evaluation
+
+    def _test_episodes(self) -> Iterator[EpisodeResult]:
+        """Play ``test_episodes`` episodes with the deterministic policy. Episode ``i`` always
+        starts from seed ``seed + 1_000_000 + i``, so evaluations are comparable across epochs."""
+        agent = self.agent
+        for index in range(self.test_episodes):
+            obs, _ = self.test_env.reset(seed=self.seed + 1_000_000 + index)
+            total, length, done = 0.0, 0, False
+            while not done:
+                obs_t = torch.as_tensor(np.asarray(obs, np.float32).reshape(1, -1), device=agent.device)
+                with torch.no_grad():
+                    action = agent.act_greedy(obs_t)[0].cpu().numpy()
+                obs, reward, terminated, truncated, _ = self.test_env.step(self._test_action_map(action))
+                total += float(reward)
+                length += 1
+                done = terminated or truncated
+            yield EpisodeResult(total, length)
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def state_dict(self) -> dict:
+        state = {
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "last_phase_steps": self._last_phase_steps,
+            "pending_batches": self._pending_batches,
+            "torch_rng": torch.get_rng_state(),
+            "replay_file": None,
+            **self._replay_record,
+        }
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        if self.envs is not None:
+            state["env_rng"] = self.envs.rng_states()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.env_steps = state["env_steps"]
+        self.episodes = state["episodes"]
+        self._last_phase_steps = state["last_phase_steps"]
+        self._pending_batches = state["pending_batches"]
+        self._log_clock = (self.env_steps, time.perf_counter())
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if self.envs is not None and "env_rng" in state:
+            self.envs.set_rng_states(state["env_rng"])
+        self._restored = True
+        self._observations = None  # envs restart with fresh episodes
+        replay_file = state.get("replay_file")
+        if replay_file is None:
+            log.warning(
+                "This checkpoint holds no replay buffer (full_save was off or it is a periodic "
+                "checkpoint): training resumes with an empty buffer."
+            )
+            self._pending_batches = 0
+            return
+        path = Path(self.trainer.ckpt_path).parent / replay_file
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {self.trainer.ckpt_path} needs its replay file {path}, which is missing")
+        self.replay.load(path)
+        if (self.replay.index, self.replay.filled) != tuple(state["replay_position"]):
+            raise ValueError(
+                f"replay file {path} was written at a different step than checkpoint {self.trainer.ckpt_path}; "
+                "they do not belong together"
+            )
+
+    @contextmanager
+    def replay_saved_to(self, path: Path) -> Iterator[None]:
+        """Write the replay to ``path``; a checkpoint saved inside the block records that file."""
+        self.replay.save(path)
+        self._replay_record = {"replay_file": path.name, "replay_position": [self.replay.index, self.replay.filled]}
+        try:
+            yield
+        finally:
+            self._replay_record = {}

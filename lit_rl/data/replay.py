@@ -1,0 +1,170 @@
+"""Ring replay with per-environment columns and n-step returns (algorithms.md section 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class Batch:
+    """A replay sample. ``rewards`` and ``discounts`` are the n-step return and the product of
+    per-step discounts (0 after a termination); ``next_observations`` is the state to bootstrap from."""
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_observations: torch.Tensor
+    discounts: torch.Tensor
+    last_in_phase: bool = False  # the last batch of a training phase
+
+    def to(self, device: torch.device) -> Batch:
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key, value in moved.items():
+            if isinstance(value, torch.Tensor):
+                moved[key] = value.to(device, non_blocking=True)
+        return Batch(**moved)
+
+
+class ReplayBuffer:
+    """Storage shaped ``[rows, E, ...]`` with ``rows = size // E``, one ring index for all columns.
+
+    ``discount = gamma * (1 - terminated)``: a time-limit truncation ends the episode (reset) but
+    still bootstraps from the true final observation. With ``return_steps = n``, each new
+    transition is folded into the previous ``n - 1`` rows of its column until a reset row is met,
+    so every row holds a consistent k-step target (k <= n) at any time.
+    """
+
+    _FIELDS = ("observations", "actions", "next_observations", "rewards", "discounts", "resets", "terminations")
+
+    def __init__(
+        self,
+        size: int,
+        num_envs: int,
+        observation_dim: int,
+        action_dim: int,
+        return_steps: int = 1,
+        discount: float = 0.99,
+    ):
+        if return_steps < 1:
+            raise ValueError(f"return_steps must be >= 1, got {return_steps}")
+        self.rows = size // num_envs
+        if self.rows < return_steps:
+            raise ValueError(f"replay size {size} is too small for {num_envs} envs")
+        self.num_envs = num_envs
+        self.return_steps = return_steps
+        self.gamma = discount
+        r, e = self.rows, num_envs
+        self.observations = torch.empty(r, e, observation_dim)
+        self.actions = torch.empty(r, e, action_dim)
+        self.next_observations = torch.empty(r, e, observation_dim)
+        self.rewards = torch.empty(r, e)
+        self.discounts = torch.empty(r, e)
+        self.resets = torch.empty(r, e, dtype=torch.bool)
+        self.terminations = torch.empty(r, e, dtype=torch.bool)
+        self.index = 0  # next row to write
+        self.filled = 0  # rows holding data
+
+    def __len__(self) -> int:
+        return self.filled * self.num_envs
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, name).nbytes for name in self._FIELDS)
+
+    def store(
+        self,
+        observations: torch.Tensor,
+        actions: torch.Tensor,
+        next_observations: torch.Tensor,
+        rewards: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+    ) -> None:
+        """Write one row (one transition per env column) and update the n-step targets behind it."""
+        i = self.index
+        discounts = self.gamma * (~terminated).float()
+        self.observations[i] = observations
+        self.actions[i] = actions
+        self.next_observations[i] = next_observations
+        self.rewards[i] = rewards
+        self.discounts[i] = discounts
+        self.resets[i] = terminated | truncated
+        self.terminations[i] = terminated
+        alive = torch.ones(self.num_envs, dtype=torch.bool)
+        for k in range(1, min(self.return_steps, self.filled + 1)):
+            row = (i - k) % self.rows
+            alive &= ~self.resets[row]
+            if not alive.any():
+                break
+            self.rewards[row] += torch.where(alive, self.discounts[row] * rewards, 0.0)
+            self.discounts[row] = torch.where(alive, self.discounts[row] * discounts, self.discounts[row])
+            self.next_observations[row][alive] = next_observations[alive]
+        self.index = (i + 1) % self.rows
+        self.filled = min(self.filled + 1, self.rows)
+
+    def mark_episode_boundary(self) -> None:
+        """Treat the newest row as a truncation, e.g. when the envs restart after a resume,
+        so n-step returns never chain into a different episode."""
+        if self.filled:
+            self.resets[(self.index - 1) % self.rows] = True
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
+        if not self.filled:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        flat = torch.randint(self.filled * self.num_envs, (batch_size,), generator=generator)
+        rows, cols = flat // self.num_envs, flat % self.num_envs
+        return Batch(
+            observations=self.observations[rows, cols],
+            actions=self.actions[rows, cols],
+            rewards=self.rewards[rows, cols],
+            next_observations=self.next_observations[rows, cols],
+            discounts=self.discounts[rows, cols],
+        )
+
+    # Saving: a JSON header line, then the raw bytes of the filled rows of each field,
+    # written straight from the storage (no copy of the buffer is made).
+
+    def _header(self) -> dict:
+        return {
+            "rows": self.rows,
+            "num_envs": self.num_envs,
+            "return_steps": self.return_steps,
+            "discount": self.gamma,
+            "index": self.index,
+            "filled": self.filled,
+            "shapes": {name: list(getattr(self, name).shape[2:]) for name in self._FIELDS},
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write to ``path`` atomically (temporary file, then rename)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(json.dumps(self._header()).encode() + b"\n")
+            for name in self._FIELDS:
+                f.write(memoryview(getattr(self, name)[: self.filled].numpy()).cast("B"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def load(self, path: str | Path) -> None:
+        with open(path, "rb") as f:
+            header = json.loads(f.readline())
+            mine = self._header()
+            for key in ("rows", "num_envs", "shapes"):
+                if header[key] != mine[key]:
+                    raise ValueError(
+                        f"replay file {path} does not fit this run: {key} is {header[key]} there, "
+                        f"{mine[key]} here (replay size, env count or spaces changed)"
+                    )
+            filled = header["filled"]
+            for name in self._FIELDS:
+                target = memoryview(getattr(self, name)[:filled].numpy()).cast("B")
+                if f.readinto(target) != len(target):
+                    raise ValueError(f"replay file {path} is truncated")
+        self.index, self.filled = header["index"], filled

@@ -1,0 +1,82 @@
+"""Making Gymnasium environments from config, deprl style."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+@dataclass
+class EnvConfig:
+    """How to make one environment.
+
+    Args:
+        id: registered Gymnasium id, e.g. ``Pendulum-v1`` or ``myoLegWalk-v0``.
+        make_kwargs: extra keyword arguments for ``gym.make`` (e.g. ``reset_type: random``,
+            ``max_episode_steps: 1000``).
+        env_args: attributes set on ``env.unwrapped`` after making it (deprl's ``env_args``).
+        scaled_actions: deprl's flag. True: the agent acts in [-1, 1] and actions are rescaled
+            to the env's bounds. False: actions pass through, clipped to the env's bounds.
+        imports: modules imported before making the env, for the ids they register
+            (e.g. ``[myosuite]``). Module names only, never code.
+    """
+
+    id: str
+    make_kwargs: dict[str, Any] = field(default_factory=dict)
+    env_args: dict[str, Any] = field(default_factory=dict)
+    scaled_actions: bool = True
+    imports: list[str] = field(default_factory=list)
+
+
+def import_env_modules(modules: list[str]) -> None:
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise ImportError(
+                f"env import {name!r} failed ({error}); install it or remove it from `imports`"
+            ) from error
+
+
+def make_env(config: EnvConfig) -> gym.Env:
+    """Make one env: imports, ``gym.make`` with the extra kwargs, then ``env_args``."""
+    import_env_modules(config.imports)
+    if config.id not in gym.registry:
+        close = difflib.get_close_matches(config.id, list(gym.registry), n=5, cutoff=0.5)
+        hint = f" Closest registered ids: {', '.join(close)}." if close else ""
+        raise gym.error.NameNotFound(
+            f"Unknown environment id {config.id!r}.{hint} "
+            "If it is registered by a package, list that package under `imports`."
+        )
+    env = gym.make(config.id, **config.make_kwargs)
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise TypeError(f"{config.id}: lit_rl needs a Box action space, got {env.action_space}")
+    for key, value in config.env_args.items():
+        if not hasattr(env.unwrapped, key):
+            raise AttributeError(f"{config.id}: env_args key {key!r} is not an attribute of the env")
+        setattr(env.unwrapped, key, value)
+    return env
+
+
+class ActionMap:
+    """Maps the agent's actions to the env's action bounds (``scaled_actions``)."""
+
+    def __init__(self, env_space: gym.spaces.Box, scaled_actions: bool):
+        self.low = env_space.low.astype(np.float32)
+        self.high = env_space.high.astype(np.float32)
+        self.scaled = scaled_actions
+        if scaled_actions:
+            self.agent_space = gym.spaces.Box(-1.0, 1.0, env_space.shape, np.float32)
+        else:
+            self.agent_space = gym.spaces.Box(self.low, self.high, env_space.shape, np.float32)
+
+    def __call__(self, actions: np.ndarray) -> np.ndarray:
+        if self.scaled:
+            actions = np.clip(actions, -1.0, 1.0)
+            return self.low + (actions + 1.0) * 0.5 * (self.high - self.low)
+        return np.clip(actions, self.low, self.high)

@@ -1,0 +1,3 @@
+from lit_rl.explore.noise import NOISES, GaussianNoise, OrnsteinUhlenbeckNoise
+
+__all__ = ["NOISES", "GaussianNoise", "OrnsteinUhlenbeckNoise"]

@@ -1,0 +1,19 @@
+"""Multi-layer perceptrons shared by every algorithm."""
+
+from __future__ import annotations
+
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU, "elu": nn.ELU, "gelu": nn.GELU}
+
+
+def mlp(in_dim: int, hidden_sizes: list[int], out_dim: int, activation: str = "relu") -> nn.Sequential:
+    """Linear layers with ``activation`` between them and none after the output layer."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+    layers: list[nn.Module] = []
+    for size in hidden_sizes:
+        layers += [nn.Linear(in_dim, size), ACTIVATIONS[activation]()]
+        in_dim = size
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
