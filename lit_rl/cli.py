@@ -86,12 +86,13 @@ class LitRLCLI(LightningCLI):
     # ------------------------------------------------------------------ run directory
 
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand]
+        config = self.config.get(str(self.subcommand), self.config)
+        fitting = self.subcommand in (None, "fit")  # run=False is used to fit from Python
         name = config.name or self._default_name(config)
         self.run_dir = Path(config.working_dir) / name
         checkpoint_dir = self.run_dir / "checkpoints"
         launcher = int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
-        if self.subcommand == "fit" and config.ckpt_path is None:
+        if fitting and config.get("ckpt_path") is None:
             if (checkpoint_dir / "last.ckpt").is_file() and config.resume:
                 config.ckpt_path = str(checkpoint_dir / "last.ckpt")
                 log.warning("Resuming %s from %s", self.run_dir, config.ckpt_path)
@@ -99,17 +100,17 @@ class LitRLCLI(LightningCLI):
                 kept = self.run_dir.with_name(f"{name}.{time.strftime('%Y%m%d-%H%M%S')}")
                 self.run_dir.rename(kept)
                 log.warning("resume is false: moved the earlier run to %s and starting fresh", kept)
-        if self.subcommand == "fit" and launcher:
+        if fitting and launcher:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.save_config_kwargs["run_dir"] = str(self.run_dir)
-        self._configure_loggers(config)
+        self._configure_loggers(config, fitting)
 
     @staticmethod
     def _default_name(config) -> str:
         algorithm = config.model.class_path.rsplit(".", 1)[-1].lower()
         return f"{algorithm}_{config.data.init_args.env.id}"
 
-    def _configure_loggers(self, config) -> None:
+    def _configure_loggers(self, config, fitting: bool) -> None:
         loggers = config.trainer.logger
         if not loggers or loggers is True:
             return
@@ -119,7 +120,7 @@ class LitRLCLI(LightningCLI):
                 init_args.save_dir = str(self.run_dir)
             if logger.class_path.endswith("WandbLogger"):
                 init_args.name = init_args.name or self.run_dir.name
-                if self.subcommand == "fit" and init_args.id is None:
+                if fitting and init_args.id is None:
                     init_args.id = self._wandb_run_id()
 
     def _wandb_run_id(self) -> str:

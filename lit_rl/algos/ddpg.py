@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from lit_rl.algos.base import OffPolicyAlgorithm, soft_update
+from lit_rl.algos.base import OffPolicyAlgorithm, adam, soft_update
 from lit_rl.data.replay import Batch
 from lit_rl.explore import NOISES
 from lit_rl.nets import mlp
@@ -99,8 +99,8 @@ class DDPG(OffPolicyAlgorithm):
 
     def configure_optimizers(self):
         return [
-            torch.optim.Adam(self.actor.parameters(), lr=self.hparams.actor_lr),
-            torch.optim.Adam(self.critic.parameters(), lr=self.hparams.critic_lr),
+            adam(self.actor.parameters(), self.hparams.actor_lr),
+            adam(self.critic.parameters(), self.hparams.critic_lr),
         ]
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -325,7 +325,9 @@ class RolloutDataModule(pl.LightningDataModule):
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        if self.envs is not None and "env_rng" in state:
+        if self.envs is None:  # validate/test: no training envs, no replay
+            return
+        if "env_rng" in state:
             self.envs.set_rng_states(state["env_rng"])
         self._restored = True
         self._observations = None  # envs restart with fresh episodes

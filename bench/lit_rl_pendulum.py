@@ -1,0 +1,86 @@
+"""Learning speed and wall time of lit_rl DDPG on Pendulum-v1 over several seeds.
+
+Runs ``configs/ddpg_pendulum.yaml`` in-process through the CLI, evaluates every epoch (the
+config's ``epoch_steps``) and reports, per seed, the training wall time (evaluation excluded,
+as for the SB3 baseline) and the first environment step at which the mean test return is
+>= -200.
+
+    python bench/lit_rl_pendulum.py --seeds 0 1 2 --out bench_runs/lit_rl_ddpg.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+
+from lightning.pytorch import Callback
+
+from lit_rl.cli import LitRLCLI
+
+
+class Timer(Callback):
+    """Training time without evaluation, and the test-return curve over env steps."""
+
+    def __init__(self):
+        self.curve: list[tuple[int, float]] = []
+        self.eval_seconds = 0.0
+        self._eval_start = 0.0
+        self.train_seconds = 0.0
+
+    def on_train_start(self, trainer, pl_module):
+        self._start = time.perf_counter()
+
+    def on_validation_start(self, trainer, pl_module):
+        self._eval_start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module):
+        self.eval_seconds += time.perf_counter() - self._eval_start
+        ret = float(trainer.callback_metrics["test/episode_return"])
+        self.curve.append((trainer.datamodule.env_steps, ret))
+
+    def on_train_end(self, trainer, pl_module):
+        self.train_seconds = time.perf_counter() - self._start - self.eval_seconds
+
+
+def run(config: str, seed: int, overrides: list[str]) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ["--config", config, "--seed_everything", str(seed), "--working_dir", tmp, "--name", "bench",
+                "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+                "--trainer.enable_model_summary", "false", *overrides]
+        cli = LitRLCLI(args=args, run=False)
+        timer = Timer()
+        cli.trainer.callbacks.append(timer)
+        cli.trainer.fit(cli.model, cli.datamodule)
+    reached = next((steps for steps, ret in timer.curve if ret >= -200), None)
+    return {"seed": seed, "train_seconds": timer.train_seconds, "steps_to_minus_200": reached,
+            "final_return": timer.curve[-1][1], "curve": timer.curve}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/ddpg_pendulum.yaml")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out")
+    parser.add_argument("overrides", nargs="*", help="extra CLI overrides, e.g. --model.init_args.actor_lr=3e-4")
+    args = parser.parse_args()
+    runs = [run(args.config, seed, args.overrides) for seed in args.seeds]
+    reached = [r["steps_to_minus_200"] for r in runs]
+    result = {
+        "algo": "lit_rl_ddpg", "env": "Pendulum-v1", "config": args.config, "overrides": args.overrides, "runs": runs,
+        "median_steps_to_minus_200": statistics.median(r if r is not None else float("inf") for r in reached),
+        "median_train_seconds": statistics.median(r["train_seconds"] for r in runs),
+    }
+    for r in runs:
+        print(f"seed {r['seed']}: train {r['train_seconds']:.1f} s, -200 at {r['steps_to_minus_200']}, "
+              f"final {r['final_return']:.1f}")
+    print(f"median: -200 at {result['median_steps_to_minus_200']}, train {result['median_train_seconds']:.1f} s")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

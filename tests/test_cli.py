@@ -1,0 +1,120 @@
+"""End-to-end runs of ``python -m lit_rl`` with the smoke config: real envs, real offline W&B,
+real checkpoints on disk."""
+
+import csv
+import shutil
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import SMOKE, run_cli
+
+DATA_KEY = "RolloutDataModule"
+
+
+def ok(result):
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
+    return result
+
+
+def load_ckpt(path):
+    return torch.load(path, weights_only=True, map_location="cpu")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A 400-step smoke run (2 envs, checkpoints every 200 steps)."""
+    working_dir = tmp_path_factory.mktemp("runs")
+    ok(run_cli("fit", "--config", str(SMOKE), "--working_dir", str(working_dir), "--name", "smoke"))
+    return working_dir / "smoke"
+
+
+def test_fit_writes_wandb_run_checkpoints_and_config(trained_run):
+    checkpoints = trained_run / "checkpoints"
+    assert {"last.ckpt", "last.replay", "step=200.ckpt", "step=400.ckpt"} <= {p.name for p in checkpoints.iterdir()}
+    wandb_runs = list((trained_run / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(wandb_runs) == 1 and wandb_runs[0].stat().st_size > 0
+    saved = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert saved["data"]["init_args"]["env"]["id"] == "Pendulum-v1"
+    state = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]
+    assert state["env_steps"] == 400
+    assert state["replay_file"] == "last.replay"
+    assert load_ckpt(checkpoints / "step=200.ckpt")[DATA_KEY]["replay_file"] is None
+
+
+def test_resume_continues_env_steps_replay_and_wandb_run(trained_run, tmp_path):
+    run_dir = tmp_path / "smoke"
+    shutil.copytree(trained_run, run_dir)
+    first_replay = (run_dir / "checkpoints" / "last.replay").read_bytes()
+    ok(run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--name", "smoke",
+               "--data.init_args.total_steps", "600"))
+    state = load_ckpt(run_dir / "checkpoints" / "last.ckpt")[DATA_KEY]
+    assert state["env_steps"] == 600
+    # 600 transitions over 2 env columns: the 400 before the restart were restored, not lost
+    assert state["replay_position"] == [300, 300]
+    run_ids = {p.name.rsplit("-", 1)[-1] for p in (run_dir / "wandb").glob("offline-run-*")}
+    assert len(run_ids) == 1, "a resumed run continues the same W&B run"
+
+    # A replay file from another save does not belong to this checkpoint: clear error, files untouched.
+    (run_dir / "checkpoints" / "last.replay").write_bytes(first_replay)
+    result = run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--name", "smoke",
+                     "--data.init_args.total_steps", "800")
+    assert result.returncode != 0
+    assert "do not belong together" in result.stderr
+    assert load_ckpt(run_dir / "checkpoints" / "last.ckpt")[DATA_KEY]["env_steps"] == 600
+
+
+def test_validate_from_checkpoint(trained_run):
+    result = ok(run_cli("validate", "--config", str(SMOKE), "--working_dir", str(trained_run.parent),
+                        "--name", "smoke", "--ckpt_path", str(trained_run / "checkpoints" / "last.ckpt"),
+                        "--trainer.logger", "false"))
+    assert "test/episode_return" in result.stdout
+
+
+def test_resume_false_starts_fresh_and_keeps_the_old_run(trained_run, tmp_path):
+    shutil.copytree(trained_run, tmp_path / "smoke")
+    ok(run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--name", "smoke",
+               "--resume", "false", "--data.init_args.total_steps", "200"))
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("smoke.")]
+    assert len(kept) == 1
+    assert load_ckpt(kept[0] / "checkpoints" / "last.ckpt")[DATA_KEY]["env_steps"] == 400
+    assert load_ckpt(tmp_path / "smoke" / "checkpoints" / "last.ckpt")[DATA_KEY]["env_steps"] == 200
+
+
+def test_metric_names_with_csv_logger(tmp_path):
+    ok(run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--name", "csv",
+               "--trainer.logger", "lightning.pytorch.loggers.CSVLogger"))
+    (metrics_file,) = (tmp_path / "csv").glob("**/metrics.csv")
+    with open(metrics_file) as f:
+        rows = list(csv.DictReader(f))
+    names = set(rows[0])
+    for name in ["env_steps", "train/episode_return", "train/episode_length", "test/episode_return",
+                 "test/episode_length", "perf/env_steps_per_s", "replay/size", "loss/actor", "loss/critic"]:
+        assert name in names
+    env_steps = [float(r["env_steps"]) for r in rows if r["env_steps"]]
+    assert max(env_steps) == 400
+
+
+def test_print_config_round_trips(tmp_path):
+    printed = ok(run_cli("fit", "--config", str(SMOKE), "--model.init_args.actor_lr", "3e-4", "--print_config")).stdout
+    config = yaml.safe_load(printed)
+    assert config["model"]["init_args"]["actor_lr"] == 3e-4
+    assert config["data"]["init_args"]["replay"]["return_steps"] == 3
+    path = tmp_path / "printed.yaml"
+    path.write_text(printed)
+    assert yaml.safe_load(ok(run_cli("fit", "--config", str(path), "--print_config")).stdout) == config
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (["--model.init_args.not_a_key", "1"], "not_a_key"),
+        (["--data.init_args.total_steps", "many"], "total_steps"),
+        (["--data.init_args.env.id", "Pendulim-v1"], "Pendulum-v1"),
+    ],
+)
+def test_bad_input_fails_with_a_message_naming_it(override, expected, tmp_path):
+    result = run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), *override)
+    assert result.returncode != 0
+    assert expected in result.stderr
