@@ -47,16 +47,35 @@ class Timer(Callback):
 
 def run(config: str, seed: int, overrides: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        args = ["--config", config, "--seed_everything", str(seed), "--working_dir", tmp, "--name", "bench",
-                "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
-                "--trainer.enable_model_summary", "false", *overrides]
+        args = [
+            "--config",
+            config,
+            "--seed_everything",
+            str(seed),
+            "--working_dir",
+            tmp,
+            "--name",
+            "bench",
+            "--trainer.logger",
+            "false",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.enable_model_summary",
+            "false",
+            *overrides,
+        ]
         cli = LitRLCLI(args=args, run=False)
         timer = Timer()
         cli.trainer.callbacks.append(timer)
         cli.trainer.fit(cli.model, cli.datamodule)
     reached = next((steps for steps, ret in timer.curve if ret >= -200), None)
-    return {"seed": seed, "train_seconds": timer.train_seconds, "steps_to_minus_200": reached,
-            "final_return": timer.curve[-1][1], "curve": timer.curve}
+    return {
+        "seed": seed,
+        "train_seconds": timer.train_seconds,
+        "steps_to_minus_200": reached,
+        "final_return": timer.curve[-1][1],
+        "curve": timer.curve,
+    }
 
 
 def main() -> None:
@@ -69,13 +88,19 @@ def main() -> None:
     runs = [run(args.config, seed, args.overrides) for seed in args.seeds]
     reached = [r["steps_to_minus_200"] for r in runs]
     result = {
-        "algo": "lit_rl_ddpg", "env": "Pendulum-v1", "config": args.config, "overrides": args.overrides, "runs": runs,
+        "algo": "lit_rl_ddpg",
+        "env": "Pendulum-v1",
+        "config": args.config,
+        "overrides": args.overrides,
+        "runs": runs,
         "median_steps_to_minus_200": statistics.median(r if r is not None else float("inf") for r in reached),
         "median_train_seconds": statistics.median(r["train_seconds"] for r in runs),
     }
     for r in runs:
-        print(f"seed {r['seed']}: train {r['train_seconds']:.1f} s, -200 at {r['steps_to_minus_200']}, "
-              f"final {r['final_return']:.1f}")
+        print(
+            f"seed {r['seed']}: train {r['train_seconds']:.1f} s, -200 at {r['steps_to_minus_200']}, "
+            f"final {r['final_return']:.1f}"
+        )
     print(f"median: -200 at {result['median_steps_to_minus_200']}, train {result['median_train_seconds']:.1f} s")
     if args.out:
         with open(args.out, "w") as f:

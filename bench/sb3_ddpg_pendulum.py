@@ -92,8 +92,13 @@ def run(seed: int, total_steps: int, eval_every: int, eval_episodes: int) -> dic
     train_seconds = time.perf_counter() - start - callback.eval_seconds
     curve = callback.curve
     reached = next((steps for steps, ret in curve if ret >= -200), None)
-    return {"seed": seed, "train_seconds": train_seconds, "steps_to_minus_200": reached,
-            "final_return": curve[-1][1] if curve else None, "curve": curve}
+    return {
+        "seed": seed,
+        "train_seconds": train_seconds,
+        "steps_to_minus_200": reached,
+        "final_return": curve[-1][1] if curve else None,
+        "curve": curve,
+    }
 
 
 def main() -> None:
@@ -109,14 +114,18 @@ def main() -> None:
     for seed in args.seeds:
         r = run(seed, args.total_steps, args.eval_every, args.eval_episodes)
         final = "n/a" if r["final_return"] is None else f"{r['final_return']:.1f}"
-        print(f"seed {seed}: train {r['train_seconds']:.1f} s, -200 at {r['steps_to_minus_200']}, final {final}",
-              flush=True)
+        print(
+            f"seed {seed}: train {r['train_seconds']:.1f} s, -200 at {r['steps_to_minus_200']}, final {final}",
+            flush=True,
+        )
         runs.append(r)
 
     # Never reaching -200 counts as infinitely slow, as in bench/lit_rl_pendulum.py.
     reached = [r["steps_to_minus_200"] for r in runs]
     result = {
-        "algo": "sb3_ddpg", "env": ENV_ID, "runs": runs,
+        "algo": "sb3_ddpg",
+        "env": ENV_ID,
+        "runs": runs,
         "median_steps_to_minus_200": statistics.median(r if r is not None else float("inf") for r in reached),
         "median_train_seconds": statistics.median(r["train_seconds"] for r in runs),
     }

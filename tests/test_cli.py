@@ -47,8 +47,19 @@ def test_resume_continues_env_steps_replay_and_wandb_run(trained_run, tmp_path):
     run_dir = tmp_path / "smoke"
     shutil.copytree(trained_run, run_dir)
     first_replay = (run_dir / "checkpoints" / "last.replay").read_bytes()
-    ok(run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--name", "smoke",
-               "--data.init_args.total_steps", "600"))
+    ok(
+        run_cli(
+            "fit",
+            "--config",
+            str(SMOKE),
+            "--working_dir",
+            str(tmp_path),
+            "--name",
+            "smoke",
+            "--data.init_args.total_steps",
+            "600",
+        )
+    )
     state = load_ckpt(run_dir / "checkpoints" / "last.ckpt")[DATA_KEY]
     assert state["env_steps"] == 600
     # 600 transitions over 2 env columns: the 400 before the restart were restored, not lost
@@ -58,24 +69,58 @@ def test_resume_continues_env_steps_replay_and_wandb_run(trained_run, tmp_path):
 
     # A replay file from another save does not belong to this checkpoint: clear error, files untouched.
     (run_dir / "checkpoints" / "last.replay").write_bytes(first_replay)
-    result = run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--name", "smoke",
-                     "--data.init_args.total_steps", "800")
+    result = run_cli(
+        "fit",
+        "--config",
+        str(SMOKE),
+        "--working_dir",
+        str(tmp_path),
+        "--name",
+        "smoke",
+        "--data.init_args.total_steps",
+        "800",
+    )
     assert result.returncode != 0
     assert "do not belong together" in result.stderr
     assert load_ckpt(run_dir / "checkpoints" / "last.ckpt")[DATA_KEY]["env_steps"] == 600
 
 
 def test_validate_from_checkpoint(trained_run):
-    result = ok(run_cli("validate", "--config", str(SMOKE), "--working_dir", str(trained_run.parent),
-                        "--name", "smoke", "--ckpt_path", str(trained_run / "checkpoints" / "last.ckpt"),
-                        "--trainer.logger", "false"))
+    result = ok(
+        run_cli(
+            "validate",
+            "--config",
+            str(SMOKE),
+            "--working_dir",
+            str(trained_run.parent),
+            "--name",
+            "smoke",
+            "--ckpt_path",
+            str(trained_run / "checkpoints" / "last.ckpt"),
+            "--trainer.logger",
+            "false",
+        )
+    )
     assert "test/episode_return" in result.stdout
 
 
 def test_resume_false_starts_fresh_and_keeps_the_old_run(trained_run, tmp_path):
     shutil.copytree(trained_run, tmp_path / "smoke")
-    ok(run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--name", "smoke",
-               "--resume", "false", "--data.init_args.total_steps", "200"))
+    ok(
+        run_cli(
+            "fit",
+            "--config",
+            str(SMOKE),
+            "--working_dir",
+            str(tmp_path),
+            "--name",
+            "smoke",
+            "--resume",
+            "false",
+            "--data.init_args.total_steps",
+            "200",
+        )
+    )
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("smoke.")]
     assert len(kept) == 1
     assert load_ckpt(kept[0] / "checkpoints" / "last.ckpt")[DATA_KEY]["env_steps"] == 400
@@ -83,14 +128,34 @@ def test_resume_false_starts_fresh_and_keeps_the_old_run(trained_run, tmp_path):
 
 
 def test_metric_names_with_csv_logger(tmp_path):
-    ok(run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--name", "csv",
-               "--trainer.logger", "lightning.pytorch.loggers.CSVLogger"))
+    ok(
+        run_cli(
+            "fit",
+            "--config",
+            str(SMOKE),
+            "--working_dir",
+            str(tmp_path),
+            "--name",
+            "csv",
+            "--trainer.logger",
+            "lightning.pytorch.loggers.CSVLogger",
+        )
+    )
     (metrics_file,) = (tmp_path / "csv").glob("**/metrics.csv")
     with open(metrics_file) as f:
         rows = list(csv.DictReader(f))
     names = set(rows[0])
-    for name in ["env_steps", "train/episode_return", "train/episode_length", "test/episode_return",
-                 "test/episode_length", "perf/env_steps_per_s", "replay/size", "loss/actor", "loss/critic"]:
+    for name in [
+        "env_steps",
+        "train/episode_return",
+        "train/episode_length",
+        "test/episode_return",
+        "test/episode_length",
+        "perf/env_steps_per_s",
+        "replay/size",
+        "loss/actor",
+        "loss/critic",
+    ]:
         assert name in names
     env_steps = [float(r["env_steps"]) for r in rows if r["env_steps"]]
     assert max(env_steps) == 400

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lit_rl.algos import DDPG
-from lit_rl.algos.base import soft_update
+from lit_rl.algos.base import PolyakTargets
 from lit_rl.nets import ObservationNormalizer, mlp
 
 
@@ -31,7 +31,7 @@ def test_mlp_rejects_unknown_activation():
 def test_soft_update_is_polyak_average():
     online, target = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     before = target.weight.detach().clone()
-    soft_update(target, online, 0.25)
+    PolyakTargets((target, online)).update(0.25)
     assert torch.allclose(target.weight, before + 0.25 * (online.weight - before))
 
 
@@ -49,8 +49,15 @@ def test_ddpg_actions_respect_bounds_and_warm_up_is_uniform():
 
 
 def test_ornstein_uhlenbeck_noise_resets_at_episode_start():
-    module = DDPG(observation_dim=3, action_bounds=[[-1.0], [1.0]], random_steps=0,
-                  exploration_noise="ornstein_uhlenbeck", noise_std=0.3, ou_theta=0.15, ou_dt=0.01)
+    module = DDPG(
+        observation_dim=3,
+        action_bounds=[[-1.0], [1.0]],
+        random_steps=0,
+        exploration_noise="ornstein_uhlenbeck",
+        noise_std=0.3,
+        ou_theta=0.15,
+        ou_dt=0.01,
+    )
     obs = torch.zeros(2, 3)
     for _ in range(20):
         module.explore(obs, env_steps=1, episode_starts=torch.zeros(2, dtype=torch.bool))

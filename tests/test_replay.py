@@ -78,8 +78,12 @@ def test_sample_shapes_and_values_come_from_filled_rows():
     for step in range(5):
         e = 4
         buffer.store(
-            torch.full((e, 3), float(step)), torch.ones(e, 2), torch.zeros(e, 3), torch.ones(e),
-            torch.zeros(e, dtype=torch.bool), torch.zeros(e, dtype=torch.bool),
+            torch.full((e, 3), float(step)),
+            torch.ones(e, 2),
+            torch.zeros(e, 3),
+            torch.ones(e),
+            torch.zeros(e, dtype=torch.bool),
+            torch.zeros(e, dtype=torch.bool),
         )
     batch = buffer.sample(64)
     assert batch.observations.shape == (64, 3)
@@ -92,8 +96,14 @@ def test_save_load_roundtrip(tmp_path):
     buffer = ReplayBuffer(size=40, num_envs=2, observation_dim=3, action_dim=1, return_steps=2)
     for step in range(7):
         store_obs = torch.randn(2, 3)
-        buffer.store(store_obs, torch.randn(2, 1), torch.randn(2, 3), torch.randn(2),
-                     torch.tensor([step == 3, False]), torch.tensor([False, step == 5]))
+        buffer.store(
+            store_obs,
+            torch.randn(2, 1),
+            torch.randn(2, 3),
+            torch.randn(2),
+            torch.tensor([step == 3, False]),
+            torch.tensor([False, step == 5]),
+        )
     path = tmp_path / "replay.bin"
     buffer.save(path)
     assert path.stat().st_size < buffer.nbytes  # only filled rows are written
@@ -107,8 +117,14 @@ def test_save_load_roundtrip(tmp_path):
 def test_load_rejects_a_buffer_of_another_shape(tmp_path):
     buffer = ReplayBuffer(size=40, num_envs=2, observation_dim=3, action_dim=1)
     store_obs = torch.zeros(2, 3)
-    buffer.store(store_obs, torch.zeros(2, 1), store_obs, torch.zeros(2), torch.zeros(2, dtype=torch.bool),
-                 torch.zeros(2, dtype=torch.bool))
+    buffer.store(
+        store_obs,
+        torch.zeros(2, 1),
+        store_obs,
+        torch.zeros(2),
+        torch.zeros(2, dtype=torch.bool),
+        torch.zeros(2, dtype=torch.bool),
+    )
     buffer.save(tmp_path / "r.bin")
     other = ReplayBuffer(size=40, num_envs=4, observation_dim=3, action_dim=1)
     with pytest.raises(ValueError, match="does not fit this run"):

@@ -16,10 +16,18 @@ from lit_rl.data.replay import Batch
 from lit_rl.nets import ObservationNormalizer
 
 
-@torch.no_grad()
-def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """Polyak averaging ``target += tau * (online - target)``."""
-    torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+class PolyakTargets:
+    """Polyak averaging ``target += tau * (online - target)`` over network pairs in one fused
+    call. The parameter lists are collected once: moving a module between devices keeps its
+    Parameter objects."""
+
+    def __init__(self, *pairs: tuple[nn.Module, nn.Module]):
+        self.targets = [p for target, _ in pairs for p in target.parameters()]
+        self.onlines = [p for _, online in pairs for p in online.parameters()]
+
+    @torch.no_grad()
+    def update(self, tau: float) -> None:
+        torch._foreach_lerp_(self.targets, self.onlines, tau)
 
 
 def adam(params, lr: float) -> torch.optim.Adam:
@@ -92,7 +100,7 @@ class OffPolicyAlgorithm(LightningModule):
     def training_step(self, batch: Batch | PhaseEnd) -> None:
         if isinstance(batch, PhaseEnd):
             return
-        metrics = self.update(batch.to(self.device))
+        metrics = self.update(batch)
         if batch.last_in_phase and self.normalizer is not None:
             self.normalizer.update()
         if self._should_log:
@@ -122,6 +130,12 @@ class OffPolicyAlgorithm(LightningModule):
 
     def validation_step(self, result: EpisodeResult) -> None:
         self._test_results.append(result)
+
+    def test_step(self, result: EpisodeResult) -> None:
+        self._test_results.append(result)
+
+    def on_test_epoch_end(self) -> None:
+        self.on_validation_epoch_end()
 
     def on_validation_epoch_end(self) -> None:
         if not self._test_results:

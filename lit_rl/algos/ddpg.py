@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from lit_rl.algos.base import OffPolicyAlgorithm, adam, soft_update
+from lit_rl.algos.base import OffPolicyAlgorithm, PolyakTargets, adam
 from lit_rl.data.replay import Batch
 from lit_rl.explore import NOISES
 from lit_rl.nets import mlp
@@ -57,6 +57,7 @@ class DDPG(OffPolicyAlgorithm):
         self.critic = mlp(obs_dim + act_dim, list(critic_hidden), 1, activation)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.targets = PolyakTargets((self.actor_target, self.actor), (self.critic_target, self.critic))
         noise_kwargs = {"theta": ou_theta, "dt": ou_dt} if exploration_noise == "ornstein_uhlenbeck" else {}
         self.noise = NOISES[exploration_noise](noise_std, self.action_half_range, **noise_kwargs)
 
@@ -93,8 +94,7 @@ class DDPG(OffPolicyAlgorithm):
         actor_loss = -self.q(batch.observations, self.pi(batch.observations)).mean()
         self.clip_and_step(actor_opt, actor_loss, max_norm)
 
-        soft_update(self.actor_target, self.actor, self.hparams.tau)
-        soft_update(self.critic_target, self.critic, self.hparams.tau)
+        self.targets.update(self.hparams.tau)
         return {"loss/actor": actor_loss.detach(), "loss/critic": critic_loss.detach(), "q/mean": q.detach().mean()}
 
     def configure_optimizers(self):

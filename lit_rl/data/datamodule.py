@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
 import numpy as np
@@ -115,7 +116,6 @@ class RolloutDataModule(pl.LightningDataModule):
         for key, value in (("total_steps", total_steps), ("epoch_steps", epoch_steps), ("save_steps", save_steps)):
             if value < 1:
                 raise ValueError(f"{key} must be >= 1, got {value}")
-        self.save_hyperparameters()
         self.env_config = env
         self.test_env_config = test_env or env
         self.num_envs = num_envs
@@ -170,7 +170,12 @@ class RolloutDataModule(pl.LightningDataModule):
             self.envs = SequentialEnvs(self.env_config, self.num_envs, self.seed)
             cfg = self.replay_config
             self.replay = ReplayBuffer(
-                cfg.size, self.num_envs, self.observation_dim, len(self.action_bounds[0]), cfg.return_steps, cfg.discount
+                cfg.size,
+                self.num_envs,
+                self.observation_dim,
+                len(self.action_bounds[0]),
+                cfg.return_steps,
+                cfg.discount,
             )
 
     def teardown(self, stage: str) -> None:
@@ -186,6 +191,17 @@ class RolloutDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> _Iterable:
         return _Iterable(self._test_episodes)
+
+    def test_dataloader(self) -> _Iterable:
+        return _Iterable(self._test_episodes)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        # Lightning's generic dataclass traversal costs more than a small network's update.
+        if isinstance(batch, Batch):
+            return batch.to(device)
+        if isinstance(batch, PhaseEnd | EpisodeResult):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     # ----------------------------------------------------------------- collection
 
@@ -271,7 +287,7 @@ class RolloutDataModule(pl.LightningDataModule):
         if now > clock and self.env_steps > steps:
             metrics["perf/env_steps_per_s"] = (self.env_steps - steps) / (now - clock)
         if self._finished_since_log:
-            returns, lengths = zip(*self._finished_since_log)
+            returns, lengths = zip(*self._finished_since_log, strict=True)
             metrics["train/episode_return"] = float(np.mean(returns))
             metrics["train/episode_length"] = float(np.mean(lengths))
             metrics["train/episodes"] = float(self.episodes)
@@ -341,7 +357,9 @@ class RolloutDataModule(pl.LightningDataModule):
             return
         path = Path(self.trainer.ckpt_path).parent / replay_file
         if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {self.trainer.ckpt_path} needs its replay file {path}, which is missing")
+            raise FileNotFoundError(
+                f"checkpoint {self.trainer.ckpt_path} needs its replay file {path}, which is missing"
+            )
         self.replay.load(path)
         if (self.replay.index, self.replay.filled) != tuple(state["replay_position"]):
             raise ValueError(

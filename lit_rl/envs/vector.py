@@ -87,10 +87,8 @@ class SequentialEnvs:
 
     def set_rng_states(self, states: list[dict]) -> None:
         if len(states) != self.num_envs:
-            raise ValueError(
-                f"checkpoint holds RNG states for {len(states)} envs, this run has {self.num_envs}"
-            )
-        for env, state in zip(self.envs, states):
+            raise ValueError(f"checkpoint holds RNG states for {len(states)} envs, this run has {self.num_envs}")
+        for env, state in zip(self.envs, states, strict=True):
             env.unwrapped.np_random.bit_generator.state = state
         self._seeded = True
 
