@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import secrets
 import time
 from pathlib import Path
@@ -83,6 +84,13 @@ class LitRLCLI(LightningCLI):
         parser.link_arguments("data.observation_dim", "model.init_args.observation_dim", apply_on="instantiate")
         parser.link_arguments("data.action_bounds", "model.init_args.action_bounds", apply_on="instantiate")
 
+    def _parse_ckpt_path(self) -> None:
+        try:
+            super()._parse_ckpt_path()
+        except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError) as error:
+            path = self.config[self.config.subcommand].get("ckpt_path")
+            raise ValueError(f"--ckpt_path {path} is not a readable lit_rl checkpoint ({error})") from error
+
     # ------------------------------------------------------------------ run directory
 
     def before_instantiate_classes(self) -> None:
@@ -100,6 +108,12 @@ class LitRLCLI(LightningCLI):
                 kept = self.run_dir.with_name(f"{name}.{time.strftime('%Y%m%d-%H%M%S')}")
                 self.run_dir.rename(kept)
                 log.warning("resume is false: moved the earlier run to %s and starting fresh", kept)
+        if config.get("ckpt_path") == "last" and (checkpoint_dir / "last.ckpt").is_file():
+            config.ckpt_path = str(checkpoint_dir / "last.ckpt")
+        if config.get("ckpt_path") is not None:
+            # As for an explicit path: the model is rebuilt with the checkpoint's hyperparameters.
+            self._parse_ckpt_path()
+            config = self.config.get(str(self.subcommand), self.config)
         if fitting and launcher:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.save_config_kwargs["run_dir"] = str(self.run_dir)

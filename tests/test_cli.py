@@ -18,6 +18,11 @@ def ok(result):
     return result
 
 
+def smoke(command, working_dir, *extra, name="smoke"):
+    """``python -m lit_rl <command>`` on the smoke config in ``working_dir/name``."""
+    return run_cli(command, "--config", str(SMOKE), "--working_dir", str(working_dir), "--name", name, *extra)
+
+
 def load_ckpt(path):
     return torch.load(path, weights_only=True, map_location="cpu")
 
@@ -26,7 +31,7 @@ def load_ckpt(path):
 def trained_run(tmp_path_factory):
     """A 400-step smoke run (2 envs, checkpoints every 200 steps)."""
     working_dir = tmp_path_factory.mktemp("runs")
-    ok(run_cli("fit", "--config", str(SMOKE), "--working_dir", str(working_dir), "--name", "smoke"))
+    ok(smoke("fit", working_dir))
     return working_dir / "smoke"
 
 
@@ -47,19 +52,7 @@ def test_resume_continues_env_steps_replay_and_wandb_run(trained_run, tmp_path):
     run_dir = tmp_path / "smoke"
     shutil.copytree(trained_run, run_dir)
     first_replay = (run_dir / "checkpoints" / "last.replay").read_bytes()
-    ok(
-        run_cli(
-            "fit",
-            "--config",
-            str(SMOKE),
-            "--working_dir",
-            str(tmp_path),
-            "--name",
-            "smoke",
-            "--data.init_args.total_steps",
-            "600",
-        )
-    )
+    ok(smoke("fit", tmp_path, "--data.init_args.total_steps", "600"))
     state = load_ckpt(run_dir / "checkpoints" / "last.ckpt")[DATA_KEY]
     assert state["env_steps"] == 600
     # 600 transitions over 2 env columns: the 400 before the restart were restored, not lost
@@ -69,58 +62,30 @@ def test_resume_continues_env_steps_replay_and_wandb_run(trained_run, tmp_path):
 
     # A replay file from another save does not belong to this checkpoint: clear error, files untouched.
     (run_dir / "checkpoints" / "last.replay").write_bytes(first_replay)
-    result = run_cli(
-        "fit",
-        "--config",
-        str(SMOKE),
-        "--working_dir",
-        str(tmp_path),
-        "--name",
-        "smoke",
-        "--data.init_args.total_steps",
-        "800",
-    )
+    result = smoke("fit", tmp_path, "--data.init_args.total_steps", "800")
     assert result.returncode != 0
     assert "do not belong together" in result.stderr
     assert load_ckpt(run_dir / "checkpoints" / "last.ckpt")[DATA_KEY]["env_steps"] == 600
 
 
 def test_validate_from_checkpoint(trained_run):
-    result = ok(
-        run_cli(
-            "validate",
-            "--config",
-            str(SMOKE),
-            "--working_dir",
-            str(trained_run.parent),
-            "--name",
-            "smoke",
-            "--ckpt_path",
-            str(trained_run / "checkpoints" / "last.ckpt"),
-            "--trainer.logger",
-            "false",
-        )
-    )
+    # "last" finds the run's last.ckpt, and the model is rebuilt with the checkpoint's
+    # hyperparameters even where the config now says otherwise.
+    extra = ["--ckpt_path", "last", "--model.init_args.actor_hidden", "[8]", "--trainer.logger", "false"]
+    result = ok(smoke("validate", trained_run.parent, *extra))
     assert "test/episode_return" in result.stdout
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named(trained_run):
+    bogus = trained_run / "checkpoints" / "last.replay"
+    result = smoke("validate", trained_run.parent, "--ckpt_path", str(bogus), "--trainer.logger", "false")
+    assert result.returncode != 0
+    assert f"--ckpt_path {bogus} is not a readable lit_rl checkpoint" in result.stderr
 
 
 def test_resume_false_starts_fresh_and_keeps_the_old_run(trained_run, tmp_path):
     shutil.copytree(trained_run, tmp_path / "smoke")
-    ok(
-        run_cli(
-            "fit",
-            "--config",
-            str(SMOKE),
-            "--working_dir",
-            str(tmp_path),
-            "--name",
-            "smoke",
-            "--resume",
-            "false",
-            "--data.init_args.total_steps",
-            "200",
-        )
-    )
+    ok(smoke("fit", tmp_path, "--resume", "false", "--data.init_args.total_steps", "200"))
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("smoke.")]
     assert len(kept) == 1
     assert load_ckpt(kept[0] / "checkpoints" / "last.ckpt")[DATA_KEY]["env_steps"] == 400
@@ -128,19 +93,7 @@ def test_resume_false_starts_fresh_and_keeps_the_old_run(trained_run, tmp_path):
 
 
 def test_metric_names_with_csv_logger(tmp_path):
-    ok(
-        run_cli(
-            "fit",
-            "--config",
-            str(SMOKE),
-            "--working_dir",
-            str(tmp_path),
-            "--name",
-            "csv",
-            "--trainer.logger",
-            "lightning.pytorch.loggers.CSVLogger",
-        )
-    )
+    ok(smoke("fit", tmp_path, "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", name="csv"))
     (metrics_file,) = (tmp_path / "csv").glob("**/metrics.csv")
     with open(metrics_file) as f:
         rows = list(csv.DictReader(f))
@@ -157,17 +110,16 @@ def test_metric_names_with_csv_logger(tmp_path):
         "loss/critic",
     ]:
         assert name in names
-    env_steps = [float(r["env_steps"]) for r in rows if r["env_steps"]]
-    assert max(env_steps) == 400
+    assert max(float(r["env_steps"]) for r in rows if r["env_steps"]) == 400
 
 
 def test_print_config_round_trips(tmp_path):
-    printed = ok(run_cli("fit", "--config", str(SMOKE), "--model.init_args.actor_lr", "3e-4", "--print_config")).stdout
-    config = yaml.safe_load(printed)
+    printed = ok(run_cli("fit", "--config", str(SMOKE), "--model.init_args.actor_lr", "3e-4", "--print_config"))
+    config = yaml.safe_load(printed.stdout)
     assert config["model"]["init_args"]["actor_lr"] == 3e-4
     assert config["data"]["init_args"]["replay"]["return_steps"] == 3
     path = tmp_path / "printed.yaml"
-    path.write_text(printed)
+    path.write_text(printed.stdout)
     assert yaml.safe_load(ok(run_cli("fit", "--config", str(path), "--print_config")).stdout) == config
 
 
@@ -180,6 +132,6 @@ def test_print_config_round_trips(tmp_path):
     ],
 )
 def test_bad_input_fails_with_a_message_naming_it(override, expected, tmp_path):
-    result = run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), *override)
+    result = smoke("fit", tmp_path, *override)
     assert result.returncode != 0
     assert expected in result.stderr
