@@ -23,8 +23,9 @@ START, END = "<!-- pendulum-table:start -->", "<!-- pendulum-table:end -->"
 
 
 def run(script: str, seeds: list[str], out: Path) -> dict:
-    subprocess.run([sys.executable, str(ROOT / "bench" / script), "--seeds", *seeds, "--out", str(out)],
-                   cwd=ROOT, check=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--seeds", *seeds, "--out", str(out)], cwd=ROOT, check=True
+    )
     return json.loads(out.read_text())
 
 
@@ -33,18 +34,26 @@ def fmt_steps(value) -> str:
 
 
 def table(ours: dict, sb3: dict) -> str:
-    lines = ["| implementation | seed | steps to test return >= -200 | final test return | training time (s) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| implementation | seed | steps to test return >= -200 | final test return | training time (s) |",
+        "|---|---|---|---|---|",
+    ]
     for name, result in (("lit_rl DDPG", ours), ("SB3 DDPG (rl-zoo)", sb3)):
         for r in result["runs"]:
-            lines.append(f"| {name} | {r['seed']} | {fmt_steps(r['steps_to_minus_200'])} | "
-                         f"{r['final_return']:.1f} | {r['train_seconds']:.1f} |")
-        lines.append(f"| **{name}** | median | **{fmt_steps(result['median_steps_to_minus_200'])}** | | "
-                     f"**{result['median_train_seconds']:.1f}** |")
+            lines.append(
+                f"| {name} | {r['seed']} | {fmt_steps(r['steps_to_minus_200'])} | "
+                f"{r['final_return']:.1f} | {r['train_seconds']:.1f} |"
+            )
+        lines.append(
+            f"| **{name}** | median | **{fmt_steps(result['median_steps_to_minus_200'])}** | | "
+            f"**{result['median_train_seconds']:.1f}** |"
+        )
     ratio = ours["median_train_seconds"] / sb3["median_train_seconds"]
     lines.append("")
-    lines.append(f"lit_rl / SB3 median training time: **{ratio:.2f}**. Measured {time.strftime('%Y-%m-%d')} on "
-                 f"{platform.machine()}, {platform.python_version()}, one `make bench` run.")
+    lines.append(
+        f"lit_rl / SB3 median training time: **{ratio:.2f}**. Measured {time.strftime('%Y-%m-%d')} on "
+        f"{platform.machine()}, {platform.python_version()}, one `make bench` run."
+    )
     return "\n".join(lines)
 
 

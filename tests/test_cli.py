@@ -92,8 +92,9 @@ def test_resume_false_starts_fresh_and_keeps_the_old_run(trained_run, tmp_path):
     assert load_ckpt(tmp_path / "smoke" / "checkpoints" / "last.ckpt")[DATA_KEY]["env_steps"] == 200
 
 
-def test_metric_names_with_csv_logger(tmp_path):
-    ok(smoke("fit", tmp_path, "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", name="csv"))
+def test_metric_names_with_csv_logger_and_worker_processes(tmp_path):
+    extra = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger"]
+    ok(smoke("fit", tmp_path, *extra, "--data.init_args.parallel", "2", "--data.init_args.sequential", "1", name="csv"))
     (metrics_file,) = (tmp_path / "csv").glob("**/metrics.csv")
     with open(metrics_file) as f:
         rows = list(csv.DictReader(f))
@@ -108,6 +109,7 @@ def test_metric_names_with_csv_logger(tmp_path):
         "replay/size",
         "loss/actor",
         "loss/critic",
+        "env/faults",
     ]:
         assert name in names
     assert max(float(r["env_steps"]) for r in rows if r["env_steps"]) == 400

@@ -26,7 +26,7 @@ def test_make_kwargs_and_env_args_are_applied():
 
 
 def test_action_map_scaled_and_clipped():
-    space = gym.spaces.Box(np.array([-2.0, 0.0]), np.array([2.0, 1.0]), dtype=np.float32)
+    space = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32), dtype=np.float32)
     scaled = ActionMap(space, scaled_actions=True)
     assert np.allclose(scaled(np.array([-1.0, 1.0])), [-2.0, 1.0])
     assert np.allclose(scaled(np.array([0.0, 0.0])), [0.0, 0.5])

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lit_rl.data.replay import Batch, ReplayBuffer
-from lit_rl.envs import EnvConfig, SequentialEnvs, make_env
+from lit_rl.envs import EnvConfig, VectorEnvs, make_env, make_vector_envs
 from lit_rl.envs.make import ActionMap
 
 if TYPE_CHECKING:
@@ -91,7 +91,9 @@ class RolloutDataModule(pl.LightningDataModule):
     Args:
         env: the training env (see ``EnvConfig``).
         test_env: the evaluation env; defaults to ``env``.
-        num_envs: envs stepped in lockstep (one replay column each).
+        parallel: env worker processes (deprl's ``parallel``); 1 steps the envs in this process.
+        sequential: envs stepped in a loop by each worker (deprl's ``sequential``). All
+            ``parallel * sequential`` envs act in lockstep, one replay column each.
         replay: replay size, n-step return and training schedule (see ``ReplayConfig``).
         total_steps: environment transitions of the whole run.
         epoch_steps: environment transitions per epoch (an evaluation follows each epoch).
@@ -104,7 +106,8 @@ class RolloutDataModule(pl.LightningDataModule):
         self,
         env: EnvConfig,
         test_env: EnvConfig | None = None,
-        num_envs: int = 1,
+        parallel: int = 1,
+        sequential: int = 1,
         replay: ReplayConfig | None = None,
         total_steps: int = 1_000_000,
         epoch_steps: int = 20_000,
@@ -118,7 +121,8 @@ class RolloutDataModule(pl.LightningDataModule):
                 raise ValueError(f"{key} must be >= 1, got {value}")
         self.env_config = env
         self.test_env_config = test_env or env
-        self.num_envs = num_envs
+        self.parallel, self.sequential = parallel, sequential
+        self.num_envs = parallel * sequential
         self.replay_config = replay or ReplayConfig()
         self.total_steps = total_steps
         self.epoch_steps = epoch_steps
@@ -131,11 +135,12 @@ class RolloutDataModule(pl.LightningDataModule):
         self.observation_dim = int(np.prod(probe.observation_space.shape))
         probe.close()
 
-        self.envs: SequentialEnvs | None = None
+        self.envs: VectorEnvs | None = None
         self.test_env = None
         self.replay: ReplayBuffer | None = None
         self.env_steps = 0  # transitions collected, summed over envs
         self.episodes = 0  # finished training episodes
+        self.faults = 0  # simulator faults survived (see EnvGroup)
         self._last_phase_steps = 0
         self._pending_batches = 0
         self._at_cut = True
@@ -167,7 +172,7 @@ class RolloutDataModule(pl.LightningDataModule):
             self.test_env = make_env(self.test_env_config)
             self._test_action_map = ActionMap(self.test_env.action_space, self.test_env_config.scaled_actions)
         if stage == "fit" and self.envs is None:
-            self.envs = SequentialEnvs(self.env_config, self.num_envs, self.seed)
+            self.envs = make_vector_envs(self.env_config, self.parallel, self.sequential, self.seed)
             cfg = self.replay_config
             self.replay = ReplayBuffer(
                 cfg.size,
@@ -270,6 +275,7 @@ class RolloutDataModule(pl.LightningDataModule):
             self._episode_starts = step.resets
             self.env_steps += self.num_envs
             self.episodes += len(step.finished)
+            self.faults += step.faults
             self._finished_since_log.extend(step.finished)
             if (
                 self.env_steps >= cfg.steps_before_batches
@@ -283,7 +289,11 @@ class RolloutDataModule(pl.LightningDataModule):
         """Metrics of the rollout since the last call (for the module to log)."""
         steps, clock = self._log_clock
         now = time.perf_counter()
-        metrics = {"env_steps": float(self.env_steps), "replay/size": float(len(self.replay))}
+        metrics = {
+            "env_steps": float(self.env_steps),
+            "replay/size": float(len(self.replay)),
+            "env/faults": float(self.faults),
+        }
         if now > clock and self.env_steps > steps:
             metrics["perf/env_steps_per_s"] = (self.env_steps - steps) / (now - clock)
         if self._finished_since_log:
@@ -320,6 +330,7 @@ class RolloutDataModule(pl.LightningDataModule):
         state = {
             "env_steps": self.env_steps,
             "episodes": self.episodes,
+            "faults": self.faults,
             "last_phase_steps": self._last_phase_steps,
             "pending_batches": self._pending_batches,
             "torch_rng": torch.get_rng_state(),
@@ -335,6 +346,7 @@ class RolloutDataModule(pl.LightningDataModule):
     def load_state_dict(self, state: dict) -> None:
         self.env_steps = state["env_steps"]
         self.episodes = state["episodes"]
+        self.faults = state.get("faults", 0)
         self._last_phase_steps = state["last_phase_steps"]
         self._pending_batches = state["pending_batches"]
         self._log_clock = (self.env_steps, time.perf_counter())

@@ -1,4 +1,14 @@
 from lit_rl.envs.make import ActionMap, EnvConfig, make_env
-from lit_rl.envs.vector import SequentialEnvs, Step
+from lit_rl.envs.vector import MuscleState, ParallelEnvs, SequentialEnvs, Step, VectorEnvs, make_vector_envs
 
-__all__ = ["ActionMap", "EnvConfig", "SequentialEnvs", "Step", "make_env"]
+__all__ = [
+    "ActionMap",
+    "EnvConfig",
+    "MuscleState",
+    "ParallelEnvs",
+    "SequentialEnvs",
+    "Step",
+    "VectorEnvs",
+    "make_env",
+    "make_vector_envs",
+]

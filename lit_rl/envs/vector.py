@@ -1,12 +1,21 @@
-"""Stepping ``E`` environments in lockstep with automatic reset."""
+"""Stepping ``E = parallel x sequential`` environments in lockstep with automatic reset.
+
+``EnvGroup`` steps a list of envs and writes every result into preallocated arrays; the
+same code runs in-process (``SequentialEnvs``) and in worker processes over shared memory
+(``ParallelEnvs``, deprl's ``parallel`` workers each stepping ``sequential`` envs).
+"""
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from lit_rl.envs.make import ActionMap, EnvConfig, make_env
+
+MAX_RESET_TRIES = 10
 
 
 @dataclass
@@ -21,73 +30,151 @@ class Step:
     terminated: np.ndarray  # [E] bool: true end, no bootstrapping
     truncated: np.ndarray  # [E] bool: time limit, still bootstraps
     finished: list[tuple[float, int]] = field(default_factory=list)  # (return, length) per ended episode
+    muscle_states: np.ndarray | None = None  # [E, m] for acting on, when muscle states are on
+    faults: int = 0  # simulator faults (exceptions, NaN) in this step
 
     @property
     def resets(self) -> np.ndarray:
         return self.terminated | self.truncated
 
 
-class SequentialEnvs:
-    """``num_envs`` copies of one env stepped in a loop in this process.
+class MuscleState:
+    """DEP's sensor input per env from actuator lengths ``l`` and forces ``f`` (MuJoCo's
+    ``data.actuator_length`` / ``data.actuator_force``), with a per-env running min/max kept
+    for the env's whole lifetime (updates skipped on NaN):
 
-    Env ``j`` is seeded with ``seed + j`` on its first reset; later resets continue its RNG.
+        x = 2 * ((l - min_l) / (max_l - min_l + 0.1) - 0.5) + force_scale * (f - min_f) / (max_f - min_f + 0.1)
     """
 
-    def __init__(self, config: EnvConfig, num_envs: int, seed: int):
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        self.envs = [make_env(config) for _ in range(num_envs)]
-        self.num_envs = num_envs
-        self.seed = seed
+    def __init__(self, num_muscles: int, force_scale: float = 0.0):
+        self.force_scale = force_scale
+        self.max_l = np.zeros(num_muscles)
+        self.min_l = np.full(num_muscles, 100.0)
+        self.max_f = np.full(num_muscles, -100.0)
+        self.min_f = np.full(num_muscles, 100.0)
+
+    @staticmethod
+    def read(env) -> tuple[np.ndarray, np.ndarray]:
+        data = getattr(env.unwrapped, "data", None)
+        if data is None or not hasattr(data, "actuator_length"):
+            raise TypeError(
+                f"{env.spec.id if env.spec else env}: no actuator data (env.unwrapped.data.actuator_length); "
+                "muscle states, and so DEP, need a MuJoCo env with actuators"
+            )
+        return np.asarray(data.actuator_length, np.float64), np.asarray(data.actuator_force, np.float64)
+
+    def __call__(self, length: np.ndarray, force: np.ndarray) -> np.ndarray:
+        if not np.isnan(length).any():
+            np.maximum(self.max_l, length, out=self.max_l)
+            np.minimum(self.min_l, length, out=self.min_l)
+        if not np.isnan(force).any():
+            np.maximum(self.max_f, force, out=self.max_f)
+            np.minimum(self.min_f, force, out=self.min_f)
+        x = 2.0 * ((length - self.min_l) / (self.max_l - self.min_l + 0.1) - 0.5)
+        return x + self.force_scale * (force - self.min_f) / (self.max_f - self.min_f + 0.1)
+
+
+def allocate(num_envs: int, obs_dim: int, act_dim: int, muscles: int, shared: bool) -> dict:
+    """The per-step arrays for ``num_envs`` envs: plain arrays, or ``RawArray`` shared memory."""
+    spec = {
+        "actions": (np.float32, act_dim),
+        "observations": (np.float32, obs_dim),
+        "next_observations": (np.float32, obs_dim),
+        "rewards": (np.float32, 0),
+        "terminated": (np.bool_, 0),
+        "truncated": (np.bool_, 0),
+        "episode_returns": (np.float64, 0),  # of the episode that just ended, where it ended
+        "episode_lengths": (np.int64, 0),
+        "faults": (np.int64, 0),  # cumulative per env
+        "muscle_states": (np.float32, muscles),
+    }
+    arrays = {}
+    for name, (dtype, dim) in spec.items():
+        shape = (num_envs, dim) if dim else (num_envs,)
+        if shared:
+            arrays[name] = (mp.RawArray("b", int(np.prod(shape)) * np.dtype(dtype).itemsize), dtype, shape)
+        else:
+            arrays[name] = np.zeros(shape, dtype)
+    return arrays
+
+
+def views(shared_arrays: dict) -> dict[str, np.ndarray]:
+    return {name: np.frombuffer(raw, dtype=dtype).reshape(shape) for name, (raw, dtype, shape) in shared_arrays.items()}
+
+
+class EnvGroup:
+    """Steps the envs ``lo .. lo + len(seeds)`` of the arrays. Env ``j`` of the group is seeded
+    with ``seeds[j]`` on its first reset; later resets continue its RNG.
+
+    A simulator fault (an exception in ``step`` such as a MuJoCo instability, or a non-finite
+    observation or reward) ends that episode as a termination with reward 0, resets the env and
+    counts the fault; training goes on."""
+
+    def __init__(self, config: EnvConfig, seeds: list[int], arrays: dict, lo: int, muscle_states: bool, force_scale):
+        self.envs = [make_env(config) for _ in seeds]
+        self.seeds = seeds
         self.action_map = ActionMap(self.envs[0].action_space, config.scaled_actions)
-        self.observation_space = self.envs[0].observation_space
-        self.action_space = self.action_map.agent_space
-        obs_dim = int(np.prod(self.observation_space.shape))
-        self._obs = np.zeros((num_envs, obs_dim), np.float32)
-        self._returns = np.zeros(num_envs, np.float64)
-        self._lengths = np.zeros(num_envs, np.int64)
+        self.a = {name: array[lo : lo + len(seeds)] for name, array in arrays.items()}
+        self.muscles = None
+        if muscle_states:
+            num_muscles = self.a["muscle_states"].shape[1]
+            self.muscles = [MuscleState(num_muscles, force_scale) for _ in seeds]
+        self._returns = np.zeros(len(seeds))
+        self._lengths = np.zeros(len(seeds), np.int64)
         self._seeded = False
 
-    def reset(self) -> np.ndarray:
-        """Start a fresh episode in every env; returns observations [E, O]."""
-        for j, env in enumerate(self.envs):
-            seed = None if self._seeded else self.seed + j
-            obs, _ = env.reset(seed=seed)
-            self._obs[j] = np.asarray(obs, np.float32).reshape(-1)
+    def _sense(self, j: int) -> None:
+        if self.muscles is not None:
+            self.a["muscle_states"][j] = self.muscles[j](*MuscleState.read(self.envs[j]))
+
+    def _reset_env(self, j: int, seed: int | None) -> None:
+        for _ in range(MAX_RESET_TRIES):
+            obs, _ = self.envs[j].reset(seed=seed)
+            obs = np.asarray(obs, np.float32).reshape(-1)
+            if np.isfinite(obs).all():
+                self.a["observations"][j] = obs
+                self._sense(j)
+                return
+            self.a["faults"][j] += 1
+            seed = None
+        raise RuntimeError(f"env {self.envs[j].spec.id}: {MAX_RESET_TRIES} resets in a row gave NaN observations")
+
+    def reset(self) -> None:
+        for j in range(len(self.envs)):
+            self._reset_env(j, None if self._seeded else self.seeds[j])
         self._seeded = True
         self._returns[:] = 0.0
         self._lengths[:] = 0
-        return self._obs.copy()
 
-    def step(self, actions: np.ndarray) -> Step:
-        env_actions = self.action_map(np.asarray(actions, np.float32))
-        num = self.num_envs
-        next_obs = np.empty_like(self._obs)
-        rewards = np.empty(num, np.float32)
-        terminated = np.empty(num, bool)
-        truncated = np.empty(num, bool)
-        finished = []
+    def step(self) -> None:
+        a = self.a
+        env_actions = self.action_map(a["actions"])
         for j, env in enumerate(self.envs):
-            obs, reward, term, trunc, _ = env.step(env_actions[j])
-            next_obs[j] = np.asarray(obs, np.float32).reshape(-1)
-            rewards[j], terminated[j], truncated[j] = reward, term, trunc
+            try:
+                obs, reward, terminated, truncated, _ = env.step(env_actions[j])
+                obs = np.asarray(obs, np.float32).reshape(-1)
+                fault = not (np.isfinite(obs).all() and np.isfinite(reward))
+            except Exception:  # noqa: BLE001 - any simulator error is a fault of this episode only
+                fault = True
+            if fault:
+                a["faults"][j] += 1
+                obs, reward, terminated, truncated = a["observations"][j], 0.0, True, False
+            a["next_observations"][j] = obs
+            a["rewards"][j], a["terminated"][j], a["truncated"][j] = reward, terminated, truncated
             self._returns[j] += reward
             self._lengths[j] += 1
-            if term or trunc:
-                finished.append((float(self._returns[j]), int(self._lengths[j])))
+            if terminated or truncated:
+                a["episode_returns"][j], a["episode_lengths"][j] = self._returns[j], self._lengths[j]
                 self._returns[j], self._lengths[j] = 0.0, 0
-                obs, _ = env.reset()
-                self._obs[j] = np.asarray(obs, np.float32).reshape(-1)
+                self._reset_env(j, None)
             else:
-                self._obs[j] = next_obs[j]
-        return Step(self._obs.copy(), next_obs, rewards, terminated, truncated, finished)
+                a["observations"][j] = obs
+                self._sense(j)
 
     def rng_states(self) -> list[dict]:
         return [env.unwrapped.np_random.bit_generator.state for env in self.envs]
 
     def set_rng_states(self, states: list[dict]) -> None:
-        if len(states) != self.num_envs:
-            raise ValueError(f"checkpoint holds RNG states for {len(states)} envs, this run has {self.num_envs}")
         for env, state in zip(self.envs, states, strict=True):
             env.unwrapped.np_random.bit_generator.state = state
         self._seeded = True
@@ -95,3 +182,204 @@ class SequentialEnvs:
     def close(self) -> None:
         for env in self.envs:
             env.close()
+
+
+class VectorEnvs:
+    """What the DataModule sees: ``reset()``, ``step(actions) -> Step``, spaces, RNG states."""
+
+    def __init__(self, config: EnvConfig, parallel: int, sequential: int, seed: int, muscle_states: bool = False):
+        if parallel < 1 or sequential < 1:
+            raise ValueError(f"parallel and sequential must be >= 1, got {parallel} and {sequential}")
+        self.parallel, self.sequential = parallel, sequential
+        self.num_envs = parallel * sequential
+        self.seed = seed
+        probe = make_env(config)
+        self.action_map = ActionMap(probe.action_space, config.scaled_actions)
+        self.observation_space = probe.observation_space
+        self.action_space = self.action_map.agent_space
+        self.obs_dim = int(np.prod(probe.observation_space.shape))
+        self.num_muscles = 0
+        if muscle_states:
+            probe.reset(seed=seed)
+            self.num_muscles = len(MuscleState.read(probe)[0])
+        probe.close()
+        self.muscle_states = muscle_states
+        self._faults_seen = 0
+
+    def seeds(self, worker: int) -> list[int]:
+        """Env ``j`` of worker ``i`` gets ``seed + i * sequential + j`` (deprl)."""
+        return [self.seed + worker * self.sequential + j for j in range(self.sequential)]
+
+    def _collect(self, a: dict) -> Step:
+        resets = a["terminated"] | a["truncated"]
+        finished = [(float(a["episode_returns"][j]), int(a["episode_lengths"][j])) for j in np.flatnonzero(resets)]
+        total_faults = int(a["faults"].sum())
+        faults, self._faults_seen = total_faults - self._faults_seen, total_faults
+        return Step(
+            a["observations"].copy(),
+            a["next_observations"].copy(),
+            a["rewards"].copy(),
+            a["terminated"].copy(),
+            a["truncated"].copy(),
+            finished,
+            a["muscle_states"].copy() if self.muscle_states else None,
+            faults,
+        )
+
+
+class SequentialEnvs(VectorEnvs):
+    """All envs in this process (``parallel: 1``)."""
+
+    def __init__(self, config: EnvConfig, num_envs: int, seed: int, muscle_states: bool = False, force_scale=0.0):
+        super().__init__(config, 1, num_envs, seed, muscle_states)
+        self.arrays = allocate(num_envs, self.obs_dim, self.action_space.shape[0], self.num_muscles, shared=False)
+        self.group = EnvGroup(config, self.seeds(0), self.arrays, 0, muscle_states, force_scale)
+        self.envs = self.group.envs
+
+    def reset(self) -> np.ndarray:
+        self.group.reset()
+        return self.arrays["observations"].copy()
+
+    def step(self, actions: np.ndarray) -> Step:
+        self.arrays["actions"][:] = actions
+        self.group.step()
+        return self._collect(self.arrays)
+
+    def rng_states(self) -> list[dict]:
+        return self.group.rng_states()
+
+    def set_rng_states(self, states: list[dict]) -> None:
+        if len(states) != self.num_envs:
+            raise ValueError(f"checkpoint holds RNG states for {len(states)} envs, this run has {self.num_envs}")
+        self.group.set_rng_states(states)
+
+    def close(self) -> None:
+        self.group.close()
+
+
+def _worker(index: int, config, seeds, shared_arrays, lo, muscle_states, force_scale, conn) -> None:
+    try:
+        group = EnvGroup(config, seeds, views(shared_arrays), lo, muscle_states, force_scale)
+        conn.send_bytes(b"k")
+        while True:
+            command = conn.recv_bytes()
+            if command == b"s":
+                group.step()
+                conn.send_bytes(b"k")
+            elif command == b"r":
+                group.reset()
+                conn.send_bytes(b"k")
+            elif command == b"g":
+                conn.send(group.rng_states())
+            elif command == b"p":
+                group.set_rng_states(conn.recv())
+                conn.send_bytes(b"k")
+            elif command == b"c":
+                group.close()
+                return
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+        return
+    except BaseException:
+        try:
+            conn.send_bytes(b"e" + traceback.format_exc().encode())
+        except (BrokenPipeError, OSError):
+            pass
+
+
+class ParallelEnvs(VectorEnvs):
+    """``parallel`` worker processes, each stepping ``sequential`` envs. Actions, observations,
+    rewards, flags and muscle states go through shared memory; per step the main process sends
+    each worker one byte and waits for one byte back. A worker that dies raises here with its
+    traceback or exit code."""
+
+    def __init__(
+        self,
+        config: EnvConfig,
+        parallel: int,
+        sequential: int,
+        seed: int,
+        muscle_states: bool = False,
+        force_scale: float = 0.0,
+    ):
+        super().__init__(config, parallel, sequential, seed, muscle_states)
+        shared = allocate(self.num_envs, self.obs_dim, self.action_space.shape[0], self.num_muscles, shared=True)
+        self.arrays = views(shared)
+        context = mp.get_context("spawn")  # fork is unsafe next to torch and logger threads
+        self.conns, self.processes = [], []
+        for i in range(parallel):
+            parent, child = context.Pipe()
+            args = (i, config, self.seeds(i), shared, i * sequential, muscle_states, force_scale, child)
+            process = context.Process(target=_worker, args=args, daemon=True, name=f"lit_rl-env-worker-{i}")
+            process.start()
+            child.close()
+            self.conns.append(parent)
+            self.processes.append(process)
+        self._wait_all()
+
+    def _wait(self, i: int) -> bytes:
+        conn, process = self.conns[i], self.processes[i]
+        while not conn.poll(1.0):
+            if not process.is_alive():
+                raise RuntimeError(f"env worker {i} died (exit code {process.exitcode})")
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, ConnectionResetError) as error:
+            raise RuntimeError(f"env worker {i} died (exit code {process.exitcode})") from error
+        if message.startswith(b"e"):
+            raise RuntimeError(f"env worker {i} failed:\n{message[1:].decode()}")
+        return message
+
+    def _wait_all(self) -> None:
+        for i in range(self.parallel):
+            self._wait(i)
+
+    def _broadcast(self, command: bytes) -> None:
+        for conn in self.conns:
+            conn.send_bytes(command)
+        self._wait_all()
+
+    def reset(self) -> np.ndarray:
+        self._broadcast(b"r")
+        return self.arrays["observations"].copy()
+
+    def step(self, actions: np.ndarray) -> Step:
+        self.arrays["actions"][:] = actions
+        self._broadcast(b"s")
+        return self._collect(self.arrays)
+
+    def rng_states(self) -> list[dict]:
+        states = []
+        for i, conn in enumerate(self.conns):
+            conn.send_bytes(b"g")
+            if not conn.poll(60):
+                raise RuntimeError(f"env worker {i} did not answer")
+            states.extend(conn.recv())
+        return states
+
+    def set_rng_states(self, states: list[dict]) -> None:
+        if len(states) != self.num_envs:
+            raise ValueError(f"checkpoint holds RNG states for {len(states)} envs, this run has {self.num_envs}")
+        for i, conn in enumerate(self.conns):
+            conn.send_bytes(b"p")
+            conn.send(states[i * self.sequential : (i + 1) * self.sequential])
+        self._wait_all()
+
+    def close(self) -> None:
+        for conn, process in zip(self.conns, self.processes, strict=True):
+            if process.is_alive():
+                try:
+                    conn.send_bytes(b"c")
+                except (BrokenPipeError, OSError):
+                    pass
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+        self.conns, self.processes = [], []
+
+
+def make_vector_envs(
+    config: EnvConfig, parallel: int, sequential: int, seed: int, muscle_states: bool = False, force_scale=0.0
+) -> VectorEnvs:
+    if parallel == 1:
+        return SequentialEnvs(config, sequential, seed, muscle_states, force_scale)
+    return ParallelEnvs(config, parallel, sequential, seed, muscle_states, force_scale)
