@@ -1,6 +1,6 @@
-"""Learning speed and wall time of lit_rl DDPG on Pendulum-v1 over several seeds.
+"""Learning speed and wall time of a lit_rl Pendulum-v1 config over several seeds.
 
-Runs ``configs/ddpg_pendulum.yaml`` in-process through the CLI, evaluates every epoch (the
+Runs ``--config`` (default ``configs/ddpg_pendulum.yaml``) in-process through the CLI, evaluates every epoch (the
 config's ``epoch_steps``) and reports, per seed, the training wall time (evaluation excluded,
 as for the SB3 baseline) and the first environment step at which the mean test return is
 >= -200.
@@ -15,6 +15,7 @@ import json
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 from lightning.pytorch import Callback
 
@@ -88,7 +89,7 @@ def main() -> None:
     runs = [run(args.config, seed, args.overrides) for seed in args.seeds]
     reached = [r["steps_to_minus_200"] for r in runs]
     result = {
-        "algo": "lit_rl_ddpg",
+        "algo": f"lit_rl:{Path(args.config).stem}",
         "env": "Pendulum-v1",
         "config": args.config,
         "overrides": args.overrides,

@@ -1,4 +1,5 @@
 from lit_rl.algos.base import OffPolicyAlgorithm, PolyakTargets
 from lit_rl.algos.ddpg import DDPG
+from lit_rl.algos.mpo import MPO
 
-__all__ = ["DDPG", "OffPolicyAlgorithm", "PolyakTargets"]
+__all__ = ["DDPG", "MPO", "OffPolicyAlgorithm", "PolyakTargets"]

@@ -1,0 +1,273 @@
+"""Maximum a Posteriori Policy Optimisation (Abdolmaleki et al. 2018), as tuned in deprl
+(``TunedMPO``, algorithms.md section 4): Gaussian policy, expected-SARSA critic, E-step with
+samples of the target policy, decoupled M-step with per-dimension KL constraints."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lit_rl.algos.base import OffPolicyAlgorithm, PolyakTargets, adam
+from lit_rl.data.replay import Batch
+from lit_rl.nets import mlp
+
+log = logging.getLogger(__name__)
+
+DUAL_EPSILON = 1e-8  # duals are softplus(raw) + DUAL_EPSILON
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Log-density of ``N(mean, std^2)`` per dimension (broadcasting)."""
+    return -0.5 * ((x - mean) / std) ** 2 - std.log() - LOG_SQRT_2PI
+
+
+def gaussian_kl(mean_p: torch.Tensor, std_p: torch.Tensor, mean_q: torch.Tensor, std_q: torch.Tensor) -> torch.Tensor:
+    """``KL(N(mean_p, std_p^2) || N(mean_q, std_q^2))`` per dimension."""
+    return (std_q / std_p).log() + (std_p**2 + (mean_p - mean_q) ** 2) / (2 * std_q**2) - 0.5
+
+
+class GaussianActor(nn.Module):
+    """Normalised observation -> MLP -> ``mean = tanh(Linear)``, ``std = softplus(Linear)``
+    clamped to ``[min_std, max_std]``. Not squashed: samples may leave [-1, 1]."""
+
+    def __init__(self, observation_dim: int, action_dim: int, hidden_size: int, min_std: float, max_std: float):
+        super().__init__()
+        self.torso = mlp(observation_dim, [hidden_size], hidden_size)
+        self.torso.append(nn.ReLU())
+        self.mean_head = nn.Linear(hidden_size, action_dim)
+        self.std_head = nn.Linear(hidden_size, action_dim)
+        self.min_std, self.max_std = min_std, max_std
+
+    def forward(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.torso(observations)
+        mean = torch.tanh(self.mean_head(features))
+        std = F.softplus(self.std_head(features)).clamp(self.min_std, self.max_std)
+        return mean, std
+
+
+class MPO(OffPolicyAlgorithm):
+    """MPO with target networks, an expected-SARSA critic and deprl's ``TunedMPO`` defaults.
+
+    The policy acts in [-1, 1] whatever ``action_bounds`` say (as in deprl; use
+    ``scaled_actions: true`` so the env side rescales and clips). The duals (temperature,
+    per-dimension KL multipliers, action-penalty temperature) are ``softplus(raw) + 1e-8`` of
+    raw ``nn.Parameter``s trained by their own Adam optimizer.
+
+    Args:
+        hidden_size: width of the two hidden layers of actor and critic (deprl ``mpo_args``).
+        lr_actor: Adam learning rate of the actor.
+        lr_critic: Adam learning rate of the critic.
+        lr_dual: Adam learning rate of the dual variables.
+        num_samples: actions sampled from the target policy per state, for the critic target
+            and the E-step.
+        epsilon: KL bound of the E-step (temperature dual).
+        epsilon_mean: per-dimension KL bound of the policy mean (M-step).
+        epsilon_std: per-dimension KL bound of the policy std (M-step).
+        epsilon_penalty: KL bound of the action-penalisation E-step.
+        action_penalization: add softmax weights of ``-||a - clip(a, -1, 1)||`` (own temperature),
+            pulling the policy back inside [-1, 1].
+        initial_temperature: raw (pre-softplus) initial value of the E-step temperature.
+        initial_alpha_mean: raw initial value of the mean KL multipliers.
+        initial_alpha_std: raw initial value of the std KL multipliers.
+        initial_penalty_temperature: raw initial value of the action-penalty temperature.
+        min_dual: raw dual values are clamped from below at this value before each update.
+        min_std, max_std: clamp of the policy std.
+        tau: Polyak rate of the target networks, applied after every batch.
+        max_grad_norm: clip the critic's and the actor's gradient norm to this value (None: no
+            clipping; the duals are never clipped).
+        observation_dim, action_bounds, normalize_observations: see ``OffPolicyAlgorithm``.
+    """
+
+    def __init__(
+        self,
+        observation_dim: int | None = None,
+        action_bounds: list[list[float]] | None = None,
+        hidden_size: int = 256,
+        lr_actor: float = 3e-4,
+        lr_critic: float = 1e-3,
+        lr_dual: float = 1e-2,
+        num_samples: int = 20,
+        epsilon: float = 0.1,
+        epsilon_mean: float = 1e-3,
+        epsilon_std: float = 1e-6,
+        epsilon_penalty: float = 1e-3,
+        action_penalization: bool = True,
+        initial_temperature: float = 1.0,
+        initial_alpha_mean: float = 1.0,
+        initial_alpha_std: float = 10.0,
+        initial_penalty_temperature: float = 1.0,
+        min_dual: float = -18.0,
+        min_std: float = 1e-4,
+        max_std: float = 1.0,
+        tau: float = 0.005,
+        max_grad_norm: float | None = None,
+        normalize_observations: bool = True,
+    ):
+        super().__init__(observation_dim, action_bounds, normalize_observations)
+        self.save_hyperparameters()
+        if not (torch.all(self.action_low == -1.0) and torch.all(self.action_high == 1.0)):
+            log.warning("MPO acts in [-1, 1] but the action bounds are %s; use scaled_actions: true", action_bounds)
+        obs_dim, act_dim = self.observation_dim, self.action_dim
+        self.actor = GaussianActor(obs_dim, act_dim, hidden_size, min_std, max_std)
+        self.critic = mlp(obs_dim + act_dim, [hidden_size, hidden_size], 1)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.targets = PolyakTargets((self.actor_target, self.actor), (self.critic_target, self.critic))
+
+        self.raw_temperature = nn.Parameter(torch.tensor(initial_temperature))
+        self.raw_alpha_mean = nn.Parameter(torch.full((act_dim,), initial_alpha_mean))
+        self.raw_alpha_std = nn.Parameter(torch.full((act_dim,), initial_alpha_std))
+        self.raw_penalty_temperature = (
+            nn.Parameter(torch.tensor(initial_penalty_temperature)) if action_penalization else None
+        )
+
+    # ------------------------------------------------------------ networks
+
+    def policy(self, observations: torch.Tensor, target: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std ``[..., A]`` of the Gaussian policy."""
+        actor = self.actor_target if target else self.actor
+        return actor(self.normalize(observations))
+
+    def q(self, observations: torch.Tensor, actions: torch.Tensor, target: bool = False) -> torch.Tensor:
+        """Q values ``[...]`` for ``observations [B, O]`` and ``actions [B, A]`` or ``[N, B, A]``
+        (the observations are broadcast over the leading sample dimension)."""
+        critic = self.critic_target if target else self.critic
+        observations = self.normalize(observations).expand(*actions.shape[:-1], -1)
+        return critic(torch.cat([observations, actions], -1)).squeeze(-1)
+
+    def sample_target_policy(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``num_samples`` actions ``[N, B, A]`` from the target policy, with its mean and std ``[B, A]``."""
+        mean, std = self.policy(observations, target=True)
+        noise = torch.randn(self.hparams.num_samples, *mean.shape, device=mean.device)
+        return mean + std * noise, mean, std
+
+    def duals(self) -> list[nn.Parameter]:
+        raw = [self.raw_temperature, self.raw_alpha_mean, self.raw_alpha_std]
+        return raw + ([self.raw_penalty_temperature] if self.raw_penalty_temperature is not None else [])
+
+    @staticmethod
+    def dual(raw: torch.Tensor) -> torch.Tensor:
+        return F.softplus(raw) + DUAL_EPSILON
+
+    # ------------------------------------------------------------ acting
+
+    def explore(self, observations, env_steps, episode_starts):
+        self.record_observations(observations)
+        mean, std = self.policy(observations)
+        return mean + std * torch.randn_like(mean)
+
+    def act_greedy(self, observations):
+        return self.policy(observations)[0]
+
+    # ------------------------------------------------------------ training
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        actor_opt, critic_opt, dual_opt = self.optimizers()
+        max_norm = self.hparams.max_grad_norm
+
+        critic_loss, q = self.critic_loss(batch)
+        self.clip_and_step(critic_opt, critic_loss, max_norm)
+
+        self.clamp_duals()
+        actor_loss, metrics = self.actor_loss(batch.observations)
+        actor_opt.zero_grad(set_to_none=True)
+        dual_opt.zero_grad(set_to_none=True)
+        self.manual_backward(actor_loss)
+        if max_norm is not None:
+            self.clip_gradients(actor_opt, gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
+        actor_opt.step()
+        dual_opt.step()
+
+        self.targets.update(self.hparams.tau)
+        return {"loss/actor": actor_loss.detach(), "loss/critic": critic_loss.detach(), "q/mean": q.mean(), **metrics}
+
+    def critic_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Expected SARSA: ``R + D * mean_j Q_targ(s', a'_j)``, ``a'_j ~ pi_targ(s')``; MSE."""
+        with torch.no_grad():
+            next_actions, _, _ = self.sample_target_policy(batch.next_observations)
+            next_q = self.q(batch.next_observations, next_actions, target=True).mean(0)
+            target = batch.rewards + batch.discounts * next_q
+        q = self.q(batch.observations, batch.actions)
+        return F.mse_loss(q, target), q.detach()
+
+    @torch.no_grad()
+    def clamp_duals(self) -> None:
+        for raw in self.duals():
+            raw.clamp_(min=self.hparams.min_dual)
+
+    def actor_loss(self, observations: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Policy + KL + dual losses (one backward trains the actor and the duals)."""
+        hp = self.hparams
+        # E-step: non-parametric weights over actions of the target policy.
+        with torch.no_grad():
+            actions, target_mean, target_std = self.sample_target_policy(observations)  # [N, B, A], [B, A]
+            q = self.q(observations, actions, target=True)  # [N, B]
+        temperature = self.dual(self.raw_temperature)
+        weights, temperature_loss = self.weights_and_temperature_loss(q, hp.epsilon, temperature)
+        metrics = {"mpo/temperature": temperature.detach()}
+        if self.raw_penalty_temperature is not None:
+            penalty_temperature = self.dual(self.raw_penalty_temperature)
+            cost = -torch.linalg.vector_norm(actions - actions.clamp(-1.0, 1.0), dim=-1)  # [N, B]
+            penalty_weights, penalty_loss = self.weights_and_temperature_loss(
+                cost, hp.epsilon_penalty, penalty_temperature
+            )
+            weights = weights + penalty_weights
+            temperature_loss = temperature_loss + penalty_loss
+            metrics["mpo/penalty_temperature"] = penalty_temperature.detach()
+
+        # M-step, decoupled: pi_mu = N(mu_online, sigma_target), pi_sigma = N(mu_target, sigma_online).
+        mean, std = self.policy(observations)
+        log_prob_mu = gaussian_log_prob(actions, mean, target_std).sum(-1)  # [N, B]
+        log_prob_sigma = gaussian_log_prob(actions, target_mean, std).sum(-1)
+        policy_loss = -(weights * (log_prob_mu + log_prob_sigma)).sum(0).mean()
+
+        # Per-dimension KL(pi_target || pi_mu) and KL(pi_target || pi_sigma), averaged over the batch.
+        kl_mean = gaussian_kl(target_mean, target_std, mean, target_std).mean(0)  # [A]
+        kl_std = gaussian_kl(target_mean, target_std, target_mean, std).mean(0)
+        alpha_mean, alpha_std = self.dual(self.raw_alpha_mean), self.dual(self.raw_alpha_std)
+        kl_mean_loss, alpha_mean_loss = self.kl_and_dual_losses(kl_mean, alpha_mean, hp.epsilon_mean)
+        kl_std_loss, alpha_std_loss = self.kl_and_dual_losses(kl_std, alpha_std, hp.epsilon_std)
+
+        loss = policy_loss + kl_mean_loss + kl_std_loss + temperature_loss + alpha_mean_loss + alpha_std_loss
+        metrics.update(
+            {
+                "loss/policy": policy_loss.detach(),
+                "loss/dual": (temperature_loss + alpha_mean_loss + alpha_std_loss).detach(),
+                "mpo/alpha_mean": alpha_mean.detach().mean(),
+                "mpo/alpha_std": alpha_std.detach().mean(),
+                "mpo/kl_mean": kl_mean.detach().mean(),
+                "mpo/kl_std": kl_std.detach().mean(),
+                "mpo/std": std.detach().mean(),
+            }
+        )
+        return loss, metrics
+
+    @staticmethod
+    def weights_and_temperature_loss(
+        values: torch.Tensor, epsilon: float, temperature: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``w_ij = softmax_j(v_ij / eta)`` (no gradient) and the temperature dual loss
+        ``eta * (epsilon + mean_i logsumexp_j(v_ij / eta) - log N)``; ``values [N, B]``."""
+        tempered = values / temperature
+        weights = torch.softmax(tempered, dim=0).detach()
+        log_num_samples = math.log(values.shape[0])
+        loss = temperature * (epsilon + torch.logsumexp(tempered, dim=0).mean() - log_num_samples)
+        return weights, loss
+
+    @staticmethod
+    def kl_and_dual_losses(kl: torch.Tensor, alpha: torch.Tensor, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``sum_d sg(alpha_d) KL_d`` for the actor and ``sum_d alpha_d (epsilon - sg(KL_d))`` for the duals."""
+        return (alpha.detach() * kl).sum(), (alpha * (epsilon - kl.detach())).sum()
+
+    def configure_optimizers(self):
+        return [
+            adam(self.actor.parameters(), self.hparams.lr_actor),
+            adam(self.critic.parameters(), self.hparams.lr_critic),
+            adam(self.duals(), self.hparams.lr_dual),  # its own optimizer (not tonic's shared one)
+        ]

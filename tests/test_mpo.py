@@ -1,0 +1,164 @@
+"""MPO: losses and parameter updates on toy batches, the direction of the dual steps, acting,
+and a CLI smoke run with resume."""
+
+import pytest
+import torch
+
+from lit_rl.algos import MPO
+from lit_rl.data.replay import Batch
+from tests.conftest import ROOT, run_cli
+
+SMOKE_MPO = ROOT / "configs" / "smoke" / "mpo_pendulum.yaml"
+OBS_DIM, ACT_DIM, BATCH = 3, 2, 64
+
+
+def make_mpo(**kwargs) -> MPO:
+    """An MPO module whose ``update`` runs without a Trainer: plain optimizers and backward."""
+    torch.manual_seed(0)
+    module = MPO(observation_dim=OBS_DIM, action_bounds=[[-1.0] * ACT_DIM, [1.0] * ACT_DIM], hidden_size=32, **kwargs)
+    optimizers = module.configure_optimizers()
+    module.optimizers = lambda: optimizers
+    module.manual_backward = lambda loss: loss.backward()
+    return module
+
+
+def toy_batch() -> Batch:
+    return Batch(
+        observations=torch.randn(BATCH, OBS_DIM),
+        actions=torch.rand(BATCH, ACT_DIM) * 2 - 1,
+        rewards=torch.randn(BATCH),
+        next_observations=torch.randn(BATCH, OBS_DIM),
+        discounts=torch.full((BATCH,), 0.99),
+    )
+
+
+def snapshot(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
+    return all(not torch.equal(b, p) for b, p in zip(before, module.parameters(), strict=True))
+
+
+def test_update_gives_finite_losses_and_moves_every_parameter():
+    module = make_mpo()
+    actor, critic = snapshot(module.actor), snapshot(module.critic)
+    duals = [p.detach().clone() for p in module.duals()]
+    actor_target = snapshot(module.actor_target)
+    metrics = module.update(toy_batch())
+    for key in [
+        "loss/actor",
+        "loss/critic",
+        "mpo/temperature",
+        "mpo/alpha_mean",
+        "mpo/alpha_std",
+        "mpo/kl_mean",
+        "mpo/kl_std",
+        "mpo/penalty_temperature",
+    ]:
+        assert torch.isfinite(metrics[key]) and not metrics[key].requires_grad, key
+    assert changed(actor, module.actor) and changed(critic, module.critic)
+    assert all(not torch.equal(b, p) for b, p in zip(duals, module.duals(), strict=True))
+    assert changed(actor_target, module.actor_target)  # Polyak after the batch
+    assert len(module.duals()) == 4 and len(make_mpo(action_penalization=False).duals()) == 3
+
+
+def test_raw_duals_are_clamped_from_below():
+    module = make_mpo(min_dual=-5.0)
+    with torch.no_grad():
+        module.raw_alpha_std.fill_(-100.0)
+    module.clamp_duals()
+    assert torch.all(module.raw_alpha_std == -5.0)
+
+
+def dual_step(module: MPO) -> None:
+    """One actor + dual step, the second half of ``update``."""
+    actor_opt, _, dual_opt = module.optimizers()
+    loss, _ = module.actor_loss(toy_batch().observations)
+    actor_opt.zero_grad()
+    dual_opt.zero_grad()
+    loss.backward()
+    dual_opt.step()
+
+
+@pytest.mark.parametrize("head", ["mean_head", "std_head"])
+def test_kl_multipliers_grow_when_the_kl_is_above_its_bound(head):
+    # Online == target: the KL is 0 < epsilon, so both multipliers shrink.
+    module = make_mpo()
+    alpha_mean, alpha_std = module.raw_alpha_mean.detach().clone(), module.raw_alpha_std.detach().clone()
+    dual_step(module)
+    assert torch.all(module.raw_alpha_mean < alpha_mean) and torch.all(module.raw_alpha_std < alpha_std)
+
+    # Online actor pushed away from the target in its mean (or std): that multiplier grows.
+    module = make_mpo()
+    with torch.no_grad():
+        getattr(module.actor, head).bias.add_(0.5)
+    raw = module.raw_alpha_mean if head == "mean_head" else module.raw_alpha_std
+    before = raw.detach().clone()
+    _, metrics = module.actor_loss(toy_batch().observations)
+    kl, epsilon = (
+        (metrics["mpo/kl_mean"], module.hparams.epsilon_mean)
+        if head == "mean_head"
+        else (metrics["mpo/kl_std"], module.hparams.epsilon_std)
+    )
+    assert kl > 10 * epsilon
+    dual_step(module)
+    assert torch.all(raw > before)
+
+
+@pytest.mark.parametrize(("q_scale", "grows"), [(0.0, False), (1e3, True)])
+def test_temperature_follows_the_sign_of_its_gradient(q_scale, grows):
+    # d/d eta of the temperature loss is epsilon - mean_i KL(w_i || uniform): equal Q values
+    # (uniform weights) lower the temperature; widely spread Q values (one-hot weights) raise it.
+    module = make_mpo(action_penalization=False)
+    with torch.no_grad():
+        last = module.critic_target[-1]
+        last.weight.mul_(q_scale)
+        last.bias.zero_()
+    before = module.raw_temperature.item()
+    dual_step(module)
+    assert (module.raw_temperature.item() > before) == grows
+
+
+def test_explore_samples_finite_actions_and_greedy_is_the_mean():
+    module = make_mpo()
+    obs = torch.randn(16, OBS_DIM)
+    with torch.no_grad():
+        actions = module.explore(obs, env_steps=0, episode_starts=torch.ones(16, dtype=torch.bool))
+        again = module.explore(obs, env_steps=0, episode_starts=torch.zeros(16, dtype=torch.bool))
+        greedy = module.act_greedy(obs)
+    assert actions.shape == (16, ACT_DIM) and torch.isfinite(actions).all()
+    assert not torch.equal(actions, again)  # sampled
+    assert torch.equal(greedy, module.act_greedy(obs)) and greedy.abs().max() <= 1.0
+    assert module.normalizer.new_count.item() == 32  # explore records what it acts on
+    mean, std = module.policy(obs)
+    assert torch.all(std >= module.hparams.min_std) and torch.all(std <= module.hparams.max_std)
+    assert torch.equal(mean, greedy)
+
+
+def test_critic_broadcasts_observations_over_action_samples():
+    module = make_mpo()
+    obs, actions = torch.randn(5, OBS_DIM), torch.randn(7, 5, ACT_DIM)
+    q = module.q(obs, actions)
+    assert q.shape == (7, 5)
+    assert torch.allclose(q[3], module.q(obs, actions[3]))
+
+
+def test_cli_fit_and_resume_restore_three_optimizers(tmp_path):
+    common = ["--config", str(SMOKE_MPO), "--working_dir", str(tmp_path), "--trainer.logger", "false"]
+    result = run_cli("fit", *common)
+    assert result.returncode == 0, result.stderr[-5000:]
+    last = tmp_path / "smoke_mpo_pendulum" / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True, map_location="cpu")
+    assert len(checkpoint["optimizer_states"]) == 3
+    dual_state = checkpoint["optimizer_states"][2]["state"]
+    assert len(dual_state) == 4 and all(s["step"] > 0 for s in dual_state.values())
+
+    result = run_cli("fit", *common, "--data.init_args.total_steps", "600")
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "Resuming" in result.stderr
+    resumed = torch.load(last, weights_only=True, map_location="cpu")
+    assert resumed["RolloutDataModule"]["env_steps"] == 600
+    assert len(resumed["optimizer_states"]) == 3
+    steps = [s["step"].item() for s in resumed["optimizer_states"][2]["state"].values()]
+    assert all(s > dual_state[0]["step"].item() for s in steps)  # the dual Adam state continued
