@@ -1,4 +1,16 @@
-from lit_rl.cli import main
+import sys
+
+
+def main() -> None:
+    """``python -m lit_rl convert FILE`` converts a deprl config; everything else is the LightningCLI."""
+    if len(sys.argv) > 1 and sys.argv[1] == "convert":
+        from lit_rl.convert import main as convert_main  # no Lightning import: converting stays fast
+
+        raise SystemExit(convert_main(sys.argv[2:]))
+    from lit_rl.cli import main as cli_main
+
+    cli_main()
+
 
 if __name__ == "__main__":
     main()
