@@ -31,7 +31,8 @@ class Timer(Callback):
         self._eval_start = 0.0
         self.train_seconds = 0.0
 
-    def on_train_start(self, trainer, pl_module):
+    def on_fit_start(self, trainer, pl_module):
+        # not on_train_start: Lightning's first fetch (the warm-up collection) happens before it
         self._start = time.perf_counter()
 
     def on_validation_start(self, trainer, pl_module):

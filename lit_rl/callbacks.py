@@ -26,8 +26,8 @@ class EnvStepCheckpoint(ModelCheckpoint):
         self._next_save: int | None = None
         self._saved_at: int | None = None
 
-    def on_train_start(self, trainer, pl_module) -> None:
-        super().on_train_start(trainer, pl_module)
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # After a resume restored env_steps and before Lightning fetches (and so collects) ahead.
         self._next_save = self._next_multiple(trainer.datamodule)
 
     @staticmethod
@@ -53,6 +53,7 @@ class EnvStepCheckpoint(ModelCheckpoint):
     def save_now(self, trainer, periodic: bool) -> None:
         datamodule = trainer.datamodule
         dirpath = Path(self.dirpath)
+        dirpath.mkdir(parents=True, exist_ok=True)
         if periodic:
             self._save_checkpoint(trainer, str(dirpath / f"step={datamodule.env_steps}.ckpt"))
         last = str(dirpath / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
@@ -86,7 +87,8 @@ class EnvStepProgressBar(ProgressBar):
     def is_enabled(self) -> bool:
         return self._enabled
 
-    def on_train_start(self, trainer, pl_module) -> None:
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # on_train_start would come after Lightning's first fetch, i.e. after the warm-up collection
         if not (self._enabled and trainer.is_global_zero):
             return
         datamodule = trainer.datamodule

@@ -129,3 +129,11 @@ def test_load_rejects_a_buffer_of_another_shape(tmp_path):
     other = ReplayBuffer(size=40, num_envs=4, observation_dim=3, action_dim=1)
     with pytest.raises(ValueError, match="does not fit this run"):
         other.load(tmp_path / "r.bin")
+
+
+def test_an_empty_buffer_saves_and_loads(tmp_path):
+    buffer = ReplayBuffer(size=40, num_envs=2, observation_dim=3, action_dim=1)
+    buffer.save(tmp_path / "empty.bin")
+    other = ReplayBuffer(size=40, num_envs=2, observation_dim=3, action_dim=1)
+    other.load(tmp_path / "empty.bin")
+    assert len(other) == 0

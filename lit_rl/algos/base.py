@@ -2,17 +2,21 @@
 the training step loop over replay batches, evaluation logging and target-network updates.
 
 A new algorithm subclasses ``OffPolicyAlgorithm`` and writes ``explore``, ``act_greedy``,
-``update`` and ``configure_optimizers``; nothing else.
+``update`` and ``configure_optimizers``; nothing else. DEP exploration (``dep_mode``, ``dep``)
+wraps any algorithm's ``explore`` here.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from lit_rl.data.datamodule import EpisodeResult, PhaseEnd
+from lit_rl.data.datamodule import EpisodeResult, PhaseEnd, RolloutContext
 from lit_rl.data.replay import Batch
+from lit_rl.explore import DEPConfig, DEPController, DEPSwitch
 from lit_rl.nets import ObservationNormalizer
 
 
@@ -43,6 +47,12 @@ class OffPolicyAlgorithm(LightningModule):
         action_bounds: ``[low, high]`` of the agent's actions; linked from the DataModule.
         normalize_observations: keep a running mean/std of the observations acted on and feed
             the networks normalised observations (statistics updated after each training phase).
+        dep_mode: DEP-RL switching mode (deprl's ``dep_factory`` number): 0 no DEP, 1
+            InitExplore, 2 DetSwitch, 3 StochSwitch (the paper's), 4 PureDep (DEP only, nothing
+            trained). See ``lit_rl.explore.DEPSwitch``. Modes 1-4 need muscle states, so a MuJoCo
+            env with actuators.
+        dep: the DEP block (deprl's key names, ``lit_rl.explore.DEPConfig``); its defaults when
+            omitted.
     """
 
     def __init__(
@@ -50,8 +60,19 @@ class OffPolicyAlgorithm(LightningModule):
         observation_dim: int | None = None,
         action_bounds: list[list[float]] | None = None,
         normalize_observations: bool = False,
+        dep_mode: int = 0,
+        dep: DEPConfig | None = None,
     ):
         super().__init__()
+        if dep_mode not in range(5):
+            raise ValueError(
+                f"dep_mode must be 0-4 (none, InitExplore, DetSwitch, StochSwitch, PureDep), got {dep_mode}"
+            )
+        self.dep_mode = dep_mode
+        self.dep_config = (dep or DEPConfig()) if dep_mode else None
+        self.dep: DEPController | None = None  # built at the first step, when E and m are known
+        self.dep_switch: DEPSwitch | None = None
+        self._test_dep: DEPController | None = None  # mode 4 evaluation (one env)
         if observation_dim is None or action_bounds is None:
             raise ValueError(
                 "observation_dim and action_bounds come from the RolloutDataModule (the CLI links them); "
@@ -75,6 +96,65 @@ class OffPolicyAlgorithm(LightningModule):
     def act_greedy(self, observations: torch.Tensor) -> torch.Tensor:
         """Deterministic actions for evaluation."""
         raise NotImplementedError
+
+    @property
+    def needs_muscle_states(self) -> bool:
+        return self.dep_mode > 0
+
+    @property
+    def trains(self) -> bool:
+        """False in DEP mode 4: nothing is stored or trained."""
+        return self.dep_mode != 4
+
+    def act(self, observations: torch.Tensor, context: RolloutContext) -> torch.Tensor:
+        """Training actions ``[E, A]``: the algorithm's ``explore``, or DEP's actions as the
+        switching mode decides. Whatever is returned is executed and stored in the replay."""
+        if not self.dep_mode:
+            return self.explore(observations, context.env_steps, context.episode_starts)
+        if self.dep is None:
+            self._build_dep(observations.shape[0], context.muscle_states.shape[1], context.steps_before_batches)
+        decision = self.dep_switch.step(context.env_steps, context.episodes)
+        dep_actions = self.dep.step(context.muscle_states) if decision.step_dep else None
+        if decision.dep_acts:
+            self.record_observations(observations)
+            return dep_actions.to(observations.dtype)
+        return self.explore(observations, context.env_steps, context.episode_starts)
+
+    def act_for_evaluation(self, observations: torch.Tensor, muscle_states: torch.Tensor | None) -> torch.Tensor:
+        """Test-episode actions: the deterministic policy, or DEP in mode 4 (its own controller
+        for the test env, kept across evaluations but not checkpointed)."""
+        if self.dep_mode != 4:
+            return self.act_greedy(observations)
+        if self._test_dep is None:
+            self._test_dep = DEPController(1, muscle_states.shape[1], self.dep_config, device=self.device)
+        return self._test_dep.step(muscle_states).to(observations.dtype)
+
+    def _build_dep(self, num_envs: int, num_muscles: int, steps_before_batches: int) -> None:
+        if num_muscles != self.action_dim:
+            raise ValueError(
+                f"DEP drives one action per muscle, but the env has {num_muscles} muscles and "
+                f"{self.action_dim} action dimensions"
+            )
+        self.dep = DEPController(num_envs, num_muscles, self.dep_config, device=self.device)
+        self.dep_switch = DEPSwitch.from_config(self.dep_mode, self.dep_config, steps_before_batches)
+        self._dep_shape = (num_envs, num_muscles, steps_before_batches)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        hparams = checkpoint.get("hyper_parameters", {})
+        if isinstance(hparams.get("dep"), DEPConfig):  # checkpoints hold plain types only
+            hparams["dep"] = asdict(hparams["dep"])
+        if self.dep is not None:
+            checkpoint["dep"] = {
+                "shape": list(self._dep_shape),
+                "controller": self.dep.state_dict(),
+                "switch": self.dep_switch.state_dict(),
+            }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "dep" in checkpoint:
+            self._build_dep(*checkpoint["dep"]["shape"])
+            self.dep.load_state_dict(checkpoint["dep"]["controller"])
+            self.dep_switch.load_state_dict(checkpoint["dep"]["switch"])
 
     def normalize(self, observations: torch.Tensor) -> torch.Tensor:
         return self.normalizer(observations) if self.normalizer is not None else observations

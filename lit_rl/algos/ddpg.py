@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from lit_rl.algos.base import OffPolicyAlgorithm, PolyakTargets, adam
 from lit_rl.data.replay import Batch
-from lit_rl.explore import NOISES
+from lit_rl.explore import NOISES, DEPConfig
 from lit_rl.nets import mlp
 
 
@@ -29,7 +29,8 @@ class DDPG(OffPolicyAlgorithm):
         ou_theta, ou_dt: Ornstein-Uhlenbeck parameters.
         random_steps: act uniformly at random until this many env transitions were collected.
         max_grad_norm: clip each network's gradient norm to this value (None: no clipping).
-        observation_dim, action_bounds, normalize_observations: see ``OffPolicyAlgorithm``.
+        observation_dim, action_bounds, normalize_observations, dep_mode, dep: see
+            ``OffPolicyAlgorithm``.
     """
 
     def __init__(
@@ -49,8 +50,10 @@ class DDPG(OffPolicyAlgorithm):
         random_steps: int = 10_000,
         max_grad_norm: float | None = None,
         normalize_observations: bool = False,
+        dep_mode: int = 0,
+        dep: DEPConfig | None = None,
     ):
-        super().__init__(observation_dim, action_bounds, normalize_observations)
+        super().__init__(observation_dim, action_bounds, normalize_observations, dep_mode, dep)
         self.save_hyperparameters()
         obs_dim, act_dim = self.observation_dim, self.action_dim
         self.actor = mlp(obs_dim, list(actor_hidden), act_dim, activation)
@@ -104,8 +107,10 @@ class DDPG(OffPolicyAlgorithm):
         ]
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["exploration_noise"] = self.noise.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
         if "exploration_noise" in checkpoint:
             self.noise.load_state_dict(checkpoint["exploration_noise"])

@@ -14,6 +14,7 @@ from torch import nn
 
 from lit_rl.algos.base import OffPolicyAlgorithm, PolyakTargets, adam
 from lit_rl.data.replay import Batch
+from lit_rl.explore import DEPConfig
 from lit_rl.nets import mlp
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ class MPO(OffPolicyAlgorithm):
         tau: Polyak rate of the target networks, applied after every batch.
         max_grad_norm: clip the critic's and the actor's gradient norm to this value (None: no
             clipping; the duals are never clipped).
-        observation_dim, action_bounds, normalize_observations: see ``OffPolicyAlgorithm``.
+        observation_dim, action_bounds, normalize_observations, dep_mode, dep: see
+            ``OffPolicyAlgorithm``.
     """
 
     def __init__(
@@ -108,8 +110,10 @@ class MPO(OffPolicyAlgorithm):
         tau: float = 0.005,
         max_grad_norm: float | None = None,
         normalize_observations: bool = True,
+        dep_mode: int = 0,
+        dep: DEPConfig | None = None,
     ):
-        super().__init__(observation_dim, action_bounds, normalize_observations)
+        super().__init__(observation_dim, action_bounds, normalize_observations, dep_mode, dep)
         self.save_hyperparameters()
         if not (torch.all(self.action_low == -1.0) and torch.all(self.action_high == 1.0)):
             log.warning("MPO acts in [-1, 1] but the action bounds are %s; use scaled_actions: true", action_bounds)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lit_rl.data.replay import Batch, ReplayBuffer
-from lit_rl.envs import EnvConfig, VectorEnvs, make_env, make_vector_envs
+from lit_rl.envs import EnvConfig, MuscleState, VectorEnvs, make_env, make_vector_envs
 from lit_rl.envs.make import ActionMap
 
 if TYPE_CHECKING:
@@ -64,6 +64,17 @@ PHASE_END = PhaseEnd()
 
 
 @dataclass
+class RolloutContext:
+    """What the data side knows when it asks for actions."""
+
+    env_steps: int  # transitions collected so far, summed over envs
+    episodes: int  # training episodes finished so far
+    episode_starts: torch.Tensor  # [E] bool: the env's episode just began
+    muscle_states: torch.Tensor | None  # [E, m] when the module needs them (DEP)
+    steps_before_batches: int  # the replay's warm-up: DEP modes 1-3 explore until then
+
+
+@dataclass
 class EpisodeResult:
     episode_return: float
     episode_length: int
@@ -100,6 +111,9 @@ class RolloutDataModule(pl.LightningDataModule):
         save_steps: environment transitions between periodic checkpoints.
         test_episodes: episodes per evaluation.
         seed: env seed base; defaults to the run's ``seed_everything``.
+        force_scale: weight of the actuator forces in the muscle states that DEP acts on
+            (algorithms.md section 2; 0 uses lengths only). Muscle states are computed only when
+            the module asks for them (``dep_mode`` > 0).
     """
 
     def __init__(
@@ -114,6 +128,7 @@ class RolloutDataModule(pl.LightningDataModule):
         save_steps: int = 100_000,
         test_episodes: int = 5,
         seed: int | None = None,
+        force_scale: float = 0.0,
     ):
         super().__init__()
         for key, value in (("total_steps", total_steps), ("epoch_steps", epoch_steps), ("save_steps", save_steps)):
@@ -129,6 +144,7 @@ class RolloutDataModule(pl.LightningDataModule):
         self.save_steps = save_steps
         self.test_episodes = test_episodes
         self._seed = seed
+        self.force_scale = force_scale
         # Spaces are needed before setup() (CLI links), so probe one env now.
         probe = make_env(env)
         self._action_map = ActionMap(probe.action_space, env.scaled_actions)
@@ -145,6 +161,7 @@ class RolloutDataModule(pl.LightningDataModule):
         self._pending_batches = 0
         self._at_cut = True
         self._observations: np.ndarray | None = None
+        self._muscle_states: np.ndarray | None = None
         self._episode_starts: np.ndarray | None = None
         self._restored = False
         self._replay_record: dict = {}  # set while a checkpoint that owns a replay file is written
@@ -172,7 +189,10 @@ class RolloutDataModule(pl.LightningDataModule):
             self.test_env = make_env(self.test_env_config)
             self._test_action_map = ActionMap(self.test_env.action_space, self.test_env_config.scaled_actions)
         if stage == "fit" and self.envs is None:
-            self.envs = make_vector_envs(self.env_config, self.parallel, self.sequential, self.seed)
+            muscles = self.trainer.lightning_module.needs_muscle_states
+            self.envs = make_vector_envs(
+                self.env_config, self.parallel, self.sequential, self.seed, muscles, self.force_scale
+            )
             cfg = self.replay_config
             self.replay = ReplayBuffer(
                 cfg.size,
@@ -250,6 +270,7 @@ class RolloutDataModule(pl.LightningDataModule):
         if self._restored:
             self.replay.mark_episode_boundary()
         self._observations = self.envs.reset()
+        self._muscle_states = self.envs.current_muscle_states()
         self._episode_starts = np.ones(self.num_envs, bool)
 
     def _collect_until_phase(self, epoch_end: int) -> None:
@@ -258,27 +279,35 @@ class RolloutDataModule(pl.LightningDataModule):
         device = agent.device
         while self.env_steps < epoch_end:
             obs = torch.from_numpy(self._observations)
-            with torch.no_grad():
-                actions = agent.explore(
-                    obs.to(device), env_steps=self.env_steps, episode_starts=torch.from_numpy(self._episode_starts)
-                ).cpu()
-            step = self.envs.step(actions.numpy())
-            self.replay.store(
-                obs,
-                actions,
-                torch.from_numpy(step.next_observations),
-                torch.from_numpy(step.rewards),
-                torch.from_numpy(step.terminated),
-                torch.from_numpy(step.truncated),
+            context = RolloutContext(
+                env_steps=self.env_steps,
+                episodes=self.episodes,
+                episode_starts=torch.from_numpy(self._episode_starts),
+                muscle_states=None if self._muscle_states is None else torch.from_numpy(self._muscle_states),
+                steps_before_batches=cfg.steps_before_batches,
             )
+            with torch.no_grad():
+                actions = agent.act(obs.to(device), context).cpu()
+            step = self.envs.step(actions.numpy())
+            if agent.trains:
+                self.replay.store(
+                    obs,
+                    actions,
+                    torch.from_numpy(step.next_observations),
+                    torch.from_numpy(step.rewards),
+                    torch.from_numpy(step.terminated),
+                    torch.from_numpy(step.truncated),
+                )
             self._observations = step.observations
+            self._muscle_states = step.muscle_states
             self._episode_starts = step.resets
             self.env_steps += self.num_envs
             self.episodes += len(step.finished)
             self.faults += step.faults
             self._finished_since_log.extend(step.finished)
             if (
-                self.env_steps >= cfg.steps_before_batches
+                agent.trains
+                and self.env_steps >= cfg.steps_before_batches
                 and self.env_steps - self._last_phase_steps >= cfg.steps_between_batches
             ):
                 self._last_phase_steps = self.env_steps
@@ -311,13 +340,19 @@ class RolloutDataModule(pl.LightningDataModule):
         """Play ``test_episodes`` episodes with the deterministic policy. Episode ``i`` always
         starts from seed ``seed + 1_000_000 + i``, so evaluations are comparable across epochs."""
         agent = self.agent
+        muscles = None
+        if agent.dep_mode == 4:  # PureDep is evaluated with DEP, which acts on muscle states
+            muscles = MuscleState(len(MuscleState.read(self.test_env)[0]), self.force_scale)
         for index in range(self.test_episodes):
             obs, _ = self.test_env.reset(seed=self.seed + 1_000_000 + index)
             total, length, done = 0.0, 0, False
             while not done:
                 obs_t = torch.as_tensor(np.asarray(obs, np.float32).reshape(1, -1), device=agent.device)
+                muscle_t = None
+                if muscles is not None:
+                    muscle_t = torch.as_tensor(muscles(*MuscleState.read(self.test_env)), dtype=torch.float32)[None]
                 with torch.no_grad():
-                    action = agent.act_greedy(obs_t)[0].cpu().numpy()
+                    action = agent.act_for_evaluation(obs_t, muscle_t)[0].cpu().numpy()
                 obs, reward, terminated, truncated, _ = self.test_env.step(self._test_action_map(action))
                 total += float(reward)
                 length += 1

@@ -146,7 +146,7 @@ class ReplayBuffer:
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(json.dumps(self._header()).encode() + b"\n")
-            for name in self._FIELDS:
+            for name in self._FIELDS if self.filled else ():
                 f.write(memoryview(getattr(self, name)[: self.filled].numpy()).cast("B"))
             f.flush()
             os.fsync(f.fileno())
@@ -163,7 +163,7 @@ class ReplayBuffer:
                         f"{mine[key]} here (replay size, env count or spaces changed)"
                     )
             filled = header["filled"]
-            for name in self._FIELDS:
+            for name in self._FIELDS if filled else ():
                 target = memoryview(getattr(self, name)[:filled].numpy()).cast("B")
                 if f.readinto(target) != len(target):
                     raise ValueError(f"replay file {path} is truncated")

@@ -203,8 +203,12 @@ class VectorEnvs:
             probe.reset(seed=seed)
             self.num_muscles = len(MuscleState.read(probe)[0])
         probe.close()
-        self.muscle_states = muscle_states
+        self.with_muscles = muscle_states
         self._faults_seen = 0
+
+    def current_muscle_states(self) -> np.ndarray | None:
+        """Muscle states ``[E, m]`` to act on now (e.g. right after ``reset``)."""
+        return self.arrays["muscle_states"].copy() if self.with_muscles else None
 
     def seeds(self, worker: int) -> list[int]:
         """Env ``j`` of worker ``i`` gets ``seed + i * sequential + j`` (deprl)."""
@@ -222,7 +226,7 @@ class VectorEnvs:
             a["terminated"].copy(),
             a["truncated"].copy(),
             finished,
-            a["muscle_states"].copy() if self.muscle_states else None,
+            a["muscle_states"].copy() if self.with_muscles else None,
             faults,
         )
 

@@ -1,0 +1,73 @@
+"""DEP wired into training: the switching decides who acts, DEP's actions are what is stored,
+its state survives a checkpoint, mode 4 trains nothing."""
+
+import torch
+
+from lit_rl.algos import MPO
+from lit_rl.data import RolloutContext
+from lit_rl.explore import DEPConfig, DEPController
+from tests.conftest import ROOT, run_cli
+
+SMOKE_DEP = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
+CONFIG = DEPConfig(kappa=100.0, tau=3, buffer_size=10, time_dist=1, s4avg=2)
+
+
+def context(env_steps, muscles):
+    return RolloutContext(env_steps, 0, torch.zeros(4, dtype=torch.bool), muscles, steps_before_batches=20)
+
+
+def test_dep_acts_until_the_rl_phase_then_the_policy_acts():
+    module = MPO(observation_dim=3, action_bounds=[[-1.0, -1.0], [1.0, 1.0]], hidden_size=8, dep_mode=1, dep=CONFIG)
+    reference = DEPController(4, 2, CONFIG)
+    obs = torch.randn(4, 3)
+    for step in range(6):
+        muscles = torch.rand(4, 2)
+        actions = module.act(obs, context(step * 4, muscles))
+        assert torch.equal(actions, reference.step(muscles)), "InitExplore: DEP's actions are executed"
+    greedy = module.act_greedy(obs)
+    actions = module.act(obs, context(24, torch.rand(4, 2)))
+    assert not torch.equal(actions, reference.step(torch.rand(4, 2)))
+    assert (actions - greedy).abs().max() > 0  # the policy samples
+
+
+def run(tmp_path, *extra):
+    args = ["fit", "--config", str(SMOKE_DEP), "--working_dir", str(tmp_path), "--trainer.logger", "false", *extra]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return torch.load(tmp_path / "smoke_dep_mpo_myolegwalk" / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+def test_dep_mpo_on_myoleg_with_workers_checkpoints_and_resumes_dep_state(tmp_path):
+    first = run(tmp_path)
+    assert first["RolloutDataModule"]["env_steps"] == 320
+    assert first["dep"]["shape"] == [4, 80, 120]
+    assert first["dep"]["switch"]["interventions"] > 0
+    steps_before = first["dep"]["controller"]["t"]
+    assert steps_before > 0
+    second = run(tmp_path, "--data.init_args.total_steps", "480")
+    assert second["RolloutDataModule"]["env_steps"] == 480
+    # restored, not restarted: the 40 vector steps after the resume add to the saved count
+    assert steps_before < second["dep"]["controller"]["t"] <= steps_before + 40
+
+
+def test_pure_dep_stores_and_trains_nothing(tmp_path):
+    checkpoint = run(tmp_path, "--model.init_args.dep_mode", "4", "--data.init_args.total_steps", "160")
+    assert checkpoint["RolloutDataModule"]["replay_position"] == [0, 0]
+    assert all(not state["state"] for state in checkpoint["optimizer_states"])
+    assert checkpoint["dep"]["controller"]["t"] == 40
+
+
+def test_dep_on_an_env_without_muscles_is_a_clear_error(tmp_path):
+    result = run_cli(
+        "fit",
+        "--config",
+        str(ROOT / "configs" / "smoke" / "ddpg_pendulum.yaml"),
+        "--working_dir",
+        str(tmp_path),
+        "--trainer.logger",
+        "false",
+        "--model.init_args.dep_mode",
+        "1",
+    )
+    assert result.returncode != 0
+    assert "no actuator data" in result.stderr
