@@ -11,13 +11,12 @@ as for the SB3 baseline) and the first environment step at which the mean test r
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from lightning.pytorch import Callback
+from summary import report
 
 from lit_rl.cli import LitRLCLI
 
@@ -88,25 +87,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra CLI overrides, e.g. --model.init_args.actor_lr=3e-4")
     args = parser.parse_args()
     runs = [run(args.config, seed, args.overrides) for seed in args.seeds]
-    reached = [r["steps_to_minus_200"] for r in runs]
-    result = {
-        "algo": f"lit_rl:{Path(args.config).stem}",
-        "env": "Pendulum-v1",
-        "config": args.config,
-        "overrides": args.overrides,
-        "runs": runs,
-        "median_steps_to_minus_200": statistics.median(r if r is not None else float("inf") for r in reached),
-        "median_train_seconds": statistics.median(r["train_seconds"] for r in runs),
-    }
-    for r in runs:
-        print(
-            f"seed {r['seed']}: train {r['train_seconds']:.1f} s, -200 at {r['steps_to_minus_200']}, "
-            f"final {r['final_return']:.1f}"
-        )
-    print(f"median: -200 at {result['median_steps_to_minus_200']}, train {result['median_train_seconds']:.1f} s")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+    report(f"lit_rl:{Path(args.config).stem}", runs, args.out, config=args.config, overrides=args.overrides)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ environment step at which the mean eval return is >= -200, and the final eval re
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import time
 
 import gymnasium as gym
@@ -21,6 +19,7 @@ import numpy as np
 from stable_baselines3 import DDPG
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import NormalActionNoise
+from summary import report
 
 ENV_ID = "Pendulum-v1"
 
@@ -110,29 +109,8 @@ def main() -> None:
     parser.add_argument("--out", help="JSON file to write the results to")
     args = parser.parse_args()
 
-    runs = []
-    for seed in args.seeds:
-        r = run(seed, args.total_steps, args.eval_every, args.eval_episodes)
-        final = "n/a" if r["final_return"] is None else f"{r['final_return']:.1f}"
-        print(
-            f"seed {seed}: train {r['train_seconds']:.1f} s, -200 at {r['steps_to_minus_200']}, final {final}",
-            flush=True,
-        )
-        runs.append(r)
-
-    # Never reaching -200 counts as infinitely slow, as in bench/lit_rl_pendulum.py.
-    reached = [r["steps_to_minus_200"] for r in runs]
-    result = {
-        "algo": "sb3_ddpg",
-        "env": ENV_ID,
-        "runs": runs,
-        "median_steps_to_minus_200": statistics.median(r if r is not None else float("inf") for r in reached),
-        "median_train_seconds": statistics.median(r["train_seconds"] for r in runs),
-    }
-    print(f"median: -200 at {result['median_steps_to_minus_200']}, train {result['median_train_seconds']:.1f} s")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+    runs = [run(seed, args.total_steps, args.eval_every, args.eval_episodes) for seed in args.seeds]
+    report("sb3_ddpg", runs, args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,28 @@
+"""The per-seed and median summary shared by the Pendulum benchmark scripts."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+
+def report(algo: str, runs: list[dict], out: str | None = None, **extra) -> dict:
+    """Print each seed and the medians; write them to ``out`` as JSON. A seed that never
+    reaches -200 counts as infinitely slow in the median."""
+    reached = [r["steps_to_minus_200"] for r in runs]
+    result = {
+        "algo": algo,
+        "env": "Pendulum-v1",
+        **extra,
+        "runs": runs,
+        "median_steps_to_minus_200": statistics.median(r if r is not None else float("inf") for r in reached),
+        "median_train_seconds": statistics.median(r["train_seconds"] for r in runs),
+    }
+    for r in runs:
+        final = "n/a" if r["final_return"] is None else f"{r['final_return']:.1f}"
+        print(f"seed {r['seed']}: train {r['train_seconds']:.1f} s, -200 at {r['steps_to_minus_200']}, final {final}")
+    print(f"median: -200 at {result['median_steps_to_minus_200']}, train {result['median_train_seconds']:.1f} s")
+    if out:
+        with open(out, "w") as f:
+            json.dump(result, f, indent=1)
+    return result
