@@ -116,7 +116,13 @@ class MPO(OffPolicyAlgorithm):
         super().__init__(observation_dim, action_bounds, normalize_observations, dep_mode, dep)
         self.save_hyperparameters()
         if not (torch.all(self.action_low == -1.0) and torch.all(self.action_high == 1.0)):
-            log.warning("MPO acts in [-1, 1] but the action bounds are %s; use scaled_actions: true", action_bounds)
+            low, high = self.action_low.min().item(), self.action_high.max().item()
+            log.warning(
+                "MPO acts in [-1, 1] but the env's actions lie in [%g, %g] and are clipped there "
+                "(scaled_actions: false); scaled_actions: true rescales instead",
+                low,
+                high,
+            )
         obs_dim, act_dim = self.observation_dim, self.action_dim
         self.actor = GaussianActor(obs_dim, act_dim, hidden_size, min_std, max_std)
         self.critic = mlp(obs_dim + act_dim, [hidden_size, hidden_size], 1)
