@@ -113,6 +113,8 @@ class OffPolicyAlgorithm(LightningModule):
             return self.explore(observations, context.env_steps, context.episode_starts)
         if self.dep is None:
             self._build_dep(observations.shape[0], context.muscle_states.shape[1], context.steps_before_batches)
+        if self.dep.device != self.device:  # restored before Lightning moved the module
+            self.dep.to(self.device)
         decision = self.dep_switch.step(context.env_steps, context.episodes)
         dep_actions = self.dep.step(context.muscle_states) if decision.step_dep else None
         if decision.dep_acts:
