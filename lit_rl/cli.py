@@ -3,6 +3,7 @@ environment-step callbacks."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -44,8 +45,6 @@ class RunConfigCallback(SaveConfigCallback):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.parser.save(self.config, self.run_dir / self.config_filename, skip_none=False, overwrite=True)
         config = self.parser.dump(self.config, format="json_indented", skip_none=False)
-        import json
-
         for logger in trainer.loggers:
             logger.log_hyperparams(json.loads(config))
         self.already_saved = True

@@ -194,9 +194,8 @@ class VectorEnvs:
         self.num_envs = parallel * sequential
         self.seed = seed
         probe = make_env(config)
-        self.action_map = ActionMap(probe.action_space, config.scaled_actions)
         self.observation_space = probe.observation_space
-        self.action_space = self.action_map.agent_space
+        self.action_space = ActionMap(probe.action_space, config.scaled_actions).agent_space
         self.obs_dim = int(np.prod(probe.observation_space.shape))
         self.num_muscles = 0
         if muscle_states:
@@ -238,7 +237,6 @@ class SequentialEnvs(VectorEnvs):
         super().__init__(config, 1, num_envs, seed, muscle_states)
         self.arrays = allocate(num_envs, self.obs_dim, self.action_space.shape[0], self.num_muscles, shared=False)
         self.group = EnvGroup(config, self.seeds(0), self.arrays, 0, muscle_states, force_scale)
-        self.envs = self.group.envs
 
     def reset(self) -> np.ndarray:
         self.group.reset()
