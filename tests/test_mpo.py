@@ -112,7 +112,7 @@ def test_temperature_follows_the_sign_of_its_gradient(q_scale, grows):
     # (uniform weights) lower the temperature; widely spread Q values (one-hot weights) raise it.
     module = make_mpo(action_penalization=False)
     with torch.no_grad():
-        last = module.critic_target[-1]
+        last = module.critic_target.output
         last.weight.mul_(q_scale)
         last.bias.zero_()
     before = module.raw_temperature.item()
@@ -142,6 +142,25 @@ def test_critic_broadcasts_observations_over_action_samples():
     q = module.q(obs, actions)
     assert q.shape == (7, 5)
     assert torch.allclose(q[3], module.q(obs, actions[3]))
+    # The split first layer computes the same function as one layer on [s, a].
+    critic = module.critic
+    inputs = torch.cat([module.normalize(obs).expand(7, -1, -1), actions], -1)
+    plain = critic.output(critic.hidden(critic.input(inputs))).squeeze(-1)
+    assert torch.allclose(q, plain, atol=1e-5)
+
+
+def test_bf16_autocast_keeps_outputs_float32_and_close():
+    module = make_mpo()
+    obs, actions = torch.randn(32, OBS_DIM), torch.randn(4, 32, ACT_DIM)
+    q, (mean, std) = module.q(obs, actions), module.policy(obs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q_bf16, (mean_bf16, std_bf16) = module.q(obs, actions), module.policy(obs)
+    assert q_bf16.dtype == mean_bf16.dtype == std_bf16.dtype == torch.float32
+    assert torch.allclose(q_bf16, q, atol=0.05) and torch.allclose(mean_bf16, mean, atol=0.05)
+    assert torch.allclose(std_bf16, std, atol=0.05)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, metrics = module.actor_loss(obs)
+    assert torch.isfinite(loss) and all(torch.isfinite(v) for v in metrics.values())
 
 
 def test_cli_fit_and_resume_restore_three_optimizers(tmp_path):

@@ -33,6 +33,12 @@ def gaussian_kl(mean_p: torch.Tensor, std_p: torch.Tensor, mean_q: torch.Tensor,
     return (std_q / std_p).log() + (std_p**2 + (mean_p - mean_q) ** 2) / (2 * std_q**2) - 0.5
 
 
+def float32(tensor: torch.Tensor) -> torch.autocast:
+    """Turn autocast off (``bf16-mixed``) for the small output layers, whose values enter
+    log-probabilities and softmaxes over Q differences."""
+    return torch.autocast(tensor.device.type, enabled=False)
+
+
 class GaussianActor(nn.Module):
     """Normalised observation -> MLP -> ``mean = tanh(Linear)``, ``std = softplus(Linear)``
     clamped to ``[min_std, max_std]``. Not squashed: samples may leave [-1, 1]."""
@@ -47,9 +53,32 @@ class GaussianActor(nn.Module):
 
     def forward(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.torso(observations)
-        mean = torch.tanh(self.mean_head(features))
-        std = F.softplus(self.std_head(features)).clamp(self.min_std, self.max_std)
+        with float32(features):  # log-probs of near-mean samples need more than bf16's 8 bits
+            features = features.float()
+            mean = torch.tanh(self.mean_head(features))
+            std = F.softplus(self.std_head(features)).clamp(self.min_std, self.max_std)
         return mean, std
+
+
+class Critic(nn.Module):
+    """``Q(s, a)``: an MLP on ``[s, a]``. The first layer is split into its observation and action
+    columns, so with ``N`` sampled actions per state the observation part is computed once per
+    state instead of ``N`` times."""
+
+    def __init__(self, observation_dim: int, action_dim: int, hidden_size: int):
+        super().__init__()
+        self.observation_dim = observation_dim
+        self.input = nn.Linear(observation_dim + action_dim, hidden_size)
+        self.hidden = nn.Sequential(nn.ReLU(), nn.Linear(hidden_size, hidden_size), nn.ReLU())
+        self.output = nn.Linear(hidden_size, 1)
+
+    def forward(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q values ``[...]`` for ``observations [B, O]`` and ``actions [B, A]`` or ``[N, B, A]``."""
+        weight, split = self.input.weight, self.observation_dim
+        features = F.linear(observations, weight[:, :split], self.input.bias) + F.linear(actions, weight[:, split:])
+        features = self.hidden(features)
+        with float32(features):
+            return self.output(features.float()).squeeze(-1)
 
 
 class MPO(OffPolicyAlgorithm):
@@ -125,7 +154,7 @@ class MPO(OffPolicyAlgorithm):
             )
         obs_dim, act_dim = self.observation_dim, self.action_dim
         self.actor = GaussianActor(obs_dim, act_dim, hidden_size, min_std, max_std)
-        self.critic = mlp(obs_dim + act_dim, [hidden_size, hidden_size], 1)
+        self.critic = Critic(obs_dim, act_dim, hidden_size)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.targets = PolyakTargets((self.actor_target, self.actor), (self.critic_target, self.critic))
@@ -148,8 +177,7 @@ class MPO(OffPolicyAlgorithm):
         """Q values ``[...]`` for ``observations [B, O]`` and ``actions [B, A]`` or ``[N, B, A]``
         (the observations are broadcast over the leading sample dimension)."""
         critic = self.critic_target if target else self.critic
-        observations = self.normalize(observations).expand(*actions.shape[:-1], -1)
-        return critic(torch.cat([observations, actions], -1)).squeeze(-1)
+        return critic(self.normalize(observations), actions)
 
     def sample_target_policy(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``num_samples`` actions ``[N, B, A]`` from the target policy, with its mean and std ``[B, A]``."""
