@@ -6,10 +6,13 @@ from lit_rl.data.datamodule import (
     RolloutContext,
     RolloutDataModule,
 )
+from lit_rl.data.energy import AdaptiveEnergy, AdaptiveEnergyConfig
 from lit_rl.data.replay import Batch, ReplayBuffer
 
 __all__ = [
     "PHASE_END",
+    "AdaptiveEnergy",
+    "AdaptiveEnergyConfig",
     "Batch",
     "EpisodeResult",
     "PhaseEnd",
