@@ -81,19 +81,14 @@ REPLAY_KEYS = {
 }
 
 # --- The adaptive energy replay ---------------------------------------------------------------------------
-# deprl.custom_replay_buffers.AdaptiveEnergyBuffer (sconegym walk configs) is a Buffer that relabels rewards
-# with an adaptive muscle-energy cost. lit_rl does not have it yet: its Buffer arguments convert to `replay`
-# and its own arguments are reported. Once lit_rl has the feature, map ADAPTIVE_ENERGY_KEYS in
-# `_convert_adaptive_energy` (the only place that handles them).
+# deprl.custom_replay_buffers.AdaptiveEnergyBuffer (sconegym walk configs) is a Buffer whose own arguments
+# become `replay.adaptive_energy` (lit_rl.data.AdaptiveEnergyConfig).
 ADAPTIVE_ENERGY_BUFFERS = {
     "deprl.custom_replay_buffers.AdaptiveEnergyBuffer",
     "deprl.custom_replay_buffers.action_cost_replay.AdaptiveEnergyBuffer",
 }
-ADAPTIVE_ENERGY_KEYS = ("num_acts", "alpha", "threshold", "lr", "lr_decimation", "cost_function")
-ADAPTIVE_ENERGY_MISSING = (
-    "the adaptive energy replay (deprl.custom_replay_buffers.AdaptiveEnergyBuffer) is not available in lit_rl "
-    "yet; the converted run uses a plain replay"
-)
+ADAPTIVE_ENERGY_INTEGERS = ("num_acts", "cost_function")
+ADAPTIVE_ENERGY_KEYS = (*ADAPTIVE_ENERGY_INTEGERS, "alpha", "threshold", "lr", "lr_decimation")
 
 ENV_BUILDERS = {"deprl.environments.Gym", "deprl.vendor.tonic.environments.Gym", "tonic.environments.Gym"}
 # deprl's build_environment parameters before the gym.make keyword arguments.
@@ -113,6 +108,10 @@ TRAINER_KEYS = {
 EXCLUDED_IMPORTS = {"deprl", "tonic", "gym", "gymnasium"}
 
 NO_CODE = "lit_rl runs no code from configs"
+SCONE_WORKING_DIR = (
+    "deprl ignores working_dir for sconegym runs (they go to SCONE's results folder); "
+    "lit_rl writes every run to <working_dir>/<name>, by default runs/<name>"
+)
 TONIC_UNUSED = {
     "before_training": NO_CODE,
     "after_training": NO_CODE,
@@ -360,12 +359,20 @@ def _convert_env(key: str, source: Any, env_args: dict, imports: list[str], repo
     }
 
 
-def _convert_adaptive_energy(key: str, energy: dict[str, ast.expr], call: ast.Call, report: Report) -> None:
-    """The one place for AdaptiveEnergyBuffer's own arguments: reported until lit_rl has the feature."""
-    if not energy:
-        _report_source(report, key, call, ADAPTIVE_ENERGY_MISSING)
+def _convert_adaptive_energy(expr: _Expression, energy: dict[str, ast.expr], call: ast.Call) -> dict:
+    """AdaptiveEnergyBuffer's own arguments -> a ``replay.adaptive_energy`` dict."""
+    if "num_acts" not in energy:
+        raise expr.error(call, "AdaptiveEnergyBuffer needs num_acts (the number of muscle activations)")
+    converted: dict[str, Any] = {}
     for name, node in energy.items():
-        _report_source(report, f"{key}.{name}", node, ADAPTIVE_ENERGY_MISSING)
+        if name in ADAPTIVE_ENERGY_INTEGERS:
+            converted[name] = expr.integer(node)
+        else:
+            value = expr.value(node)
+            if not _is_number(value):
+                raise expr.error(node, f"{name}: expected a number, got {value!r}")
+            converted[name] = float(value)
+    return converted
 
 
 def _convert_replay(expr: _Expression, node: ast.AST, report: Report) -> dict:
@@ -373,10 +380,10 @@ def _convert_replay(expr: _Expression, node: ast.AST, report: Report) -> dict:
     key = f"{expr.key}[replay]"
     name, call = expr.call(node, BUFFERS | ADAPTIVE_ENERGY_BUFFERS, "a replay buffer")
     bound = expr.bind(call, BUFFER_PARAMS)
+    replay: dict[str, Any] = {}
     if name in ADAPTIVE_ENERGY_BUFFERS:
         energy = {k: bound.pop(k) for k in ADAPTIVE_ENERGY_KEYS if k in bound}
-        _convert_adaptive_energy(key, energy, call, report)
-    replay: dict[str, Any] = {}
+        replay["adaptive_energy"] = _convert_adaptive_energy(expr, energy, call)
     for deprl_key, lit_key in REPLAY_KEYS.items():
         if deprl_key in bound:
             node = bound.pop(deprl_key)
@@ -509,14 +516,18 @@ def convert(deprl_config: dict) -> tuple[dict, list[str]]:
         if tonic.get(key) is not None:
             data[key] = _plain(f"tonic.{key}", tonic[key], _integer)
     if replay:
-        data["replay"] = {lit_key: replay[lit_key] for lit_key in REPLAY_KEYS.values() if lit_key in replay}
+        order = [*REPLAY_KEYS.values(), "adaptive_energy"]
+        data["replay"] = {lit_key: replay[lit_key] for lit_key in order if lit_key in replay}
     data.update(schedule)
 
     config: dict[str, Any] = {}
     if tonic.get("seed") is not None:
         config["seed_everything"] = _plain("tonic.seed", tonic["seed"], _integer)
     if deprl_config.get("working_dir") is not None:
-        config["working_dir"] = str(deprl_config["working_dir"])
+        if "sconegym" in env["imports"]:
+            _report(report, "working_dir", deprl_config["working_dir"], SCONE_WORKING_DIR)
+        else:
+            config["working_dir"] = str(deprl_config["working_dir"])
     if tonic.get("name") is not None:
         config["name"] = str(tonic["name"])
     for key in ("resume", "full_save"):

@@ -127,7 +127,7 @@ def test_myosuite_files_convert_every_value(fixture):
     assert not any("checkpoint" in line for line in report)  # `last` is lit_rl's behaviour
 
 
-def test_scone_walk_reports_the_adaptive_energy_keys():
+def test_scone_walk_converts_the_adaptive_energy_replay():
     config, report = convert_fixture("scone_walk_h0918.yaml")
     init_args = config["data"]["init_args"]
     assert init_args["env"] == {
@@ -147,7 +147,7 @@ def test_scone_walk_reports_the_adaptive_energy_keys():
         },
         "imports": ["sconegym"],
     }
-    # The Buffer keys of the AdaptiveEnergyBuffer become a plain replay.
+    # The Buffer keys of the AdaptiveEnergyBuffer become the replay, its own keys replay.adaptive_energy.
     assert_same(
         init_args["replay"],
         {
@@ -156,22 +156,21 @@ def test_scone_walk_reports_the_adaptive_energy_keys():
             "steps_before_batches": 200000,
             "steps_between_batches": 1000,
             "batch_iterations": 30,
+            "adaptive_energy": {"num_acts": 18},
         },
     )
     assert (init_args["total_steps"], init_args["epoch_steps"], init_args["save_steps"]) == (500000000, 200000, 1000000)
     assert config["model"]["init_args"]["dep_mode"] == 3
     assert config["model"]["init_args"]["dep"]["intervention_length"] == 8
     assert "hidden_size" not in config["model"]["init_args"]  # no mpo_args in this file
-    assert config["working_dir"] == "IGNORED_FOR_HYFYDY"
-    energy = [line for line in report if "num_acts" in line]
-    assert len(energy) == 1
-    assert energy[0].startswith("deprl key tonic.agent[replay].num_acts = 18: ")
-    assert "adaptive energy replay" in energy[0] and "not available" in energy[0] and "plain replay" in energy[0]
+    assert "working_dir" not in config  # deprl's placeholder; lit_rl's default runs/ is used
+    working_dir = next(line for line in report if line.startswith("deprl key working_dir"))
+    assert "IGNORED_FOR_HYFYDY" in working_dir and "SCONE's results folder" in working_dir
     assert set(reported_keys(report)) == {
         "tonic.header",
         "tonic.before_training",
         "tonic.after_training",
-        "tonic.agent[replay].num_acts",
+        "working_dir",
     }
 
 
@@ -184,7 +183,13 @@ def test_scone_run_converts_and_reports_an_unknown_top_level_key():
     assert type(init_args["replay"]["steps_before_batches"]) is int
     assert init_args["replay"]["steps_before_batches"] == 1000000
     assert config["model"]["init_args"]["hidden_size"] == 1024
-    assert set(reported_keys(report)) == {"tonic.header", "tonic.before_training", "tonic.after_training", "id"}
+    assert set(reported_keys(report)) == {
+        "tonic.header",
+        "tonic.before_training",
+        "tonic.after_training",
+        "id",
+        "working_dir",
+    }
 
 
 def test_json_test_settings():
@@ -277,17 +282,21 @@ def test_ddpg_reports_mpo_args():
     assert reported_keys(report) == ["mpo_args"]
 
 
-def test_every_adaptive_energy_key_is_reported():
+def test_every_adaptive_energy_key_lands_in_replay_adaptive_energy():
     buffer = (
-        "deprl.custom_replay_buffers.AdaptiveEnergyBuffer(batch_size=32, num_acts=90, alpha=0.8, threshold=1000, "
-        "lr=9e-4, lr_decimation=0.9, cost_function=3)"
+        "deprl.custom_replay_buffers.AdaptiveEnergyBuffer(batch_size=32, num_acts=90, alpha=0.7, threshold=1200, "
+        "lr=8e-4, lr_decimation=0.8, cost_function=2)"
     )
     config, report = convert(minimal(agent=f"tonic.torch.agents.MPO(replay={buffer})"))
-    assert config["data"]["init_args"]["replay"] == {"batch_size": 32}
-    assert reported_keys(report) == [
-        f"tonic.agent[replay].{key}"
-        for key in ("num_acts", "alpha", "threshold", "lr", "lr_decimation", "cost_function")
-    ]
+    assert config["data"]["init_args"]["replay"] == {
+        "batch_size": 32,
+        "adaptive_energy": {
+            "num_acts": 90, "alpha": 0.7, "threshold": 1200.0, "lr": 8e-4, "lr_decimation": 0.8, "cost_function": 2,
+        },
+    }  # fmt: skip
+    assert reported_keys(report) == []
+    with pytest.raises(ConvertError, match="AdaptiveEnergyBuffer needs num_acts"):
+        convert(minimal(agent="tonic.torch.agents.MPO(replay=deprl.custom_replay_buffers.AdaptiveEnergyBuffer())"))
 
 
 def test_test_environment_checkpoint_and_unknown_keys():

@@ -10,6 +10,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from lit_rl.envs.legacy import legacy_ids, make_legacy
+
 
 @dataclass
 class EnvConfig:
@@ -33,27 +35,42 @@ class EnvConfig:
     imports: list[str] = field(default_factory=list)
 
 
+# How to install the env packages the shipped configs import (a missing one is named with its hint).
+INSTALL_HINTS = {
+    "myosuite": "pip install myosuite==3.0.0",
+    "sconegym": (
+        "sconegym is not on PyPI: install SCONE with the Hyfydy engine (https://scone.software), then clone "
+        "https://github.com/tgeijten/sconegym and run `pip install -e .` in it"
+    ),
+}
+
+
 def import_env_modules(modules: list[str]) -> None:
     for name in modules:
         try:
             importlib.import_module(name)
         except ImportError as error:
+            package = name.split(".")[0]
+            hint = INSTALL_HINTS.get(package, "install it or remove it from `imports`")
             raise ImportError(
-                f"env import {name!r} failed ({error}); install it or remove it from `imports`"
+                f"env import {name!r} failed: the package {package!r} is missing or broken ({error}). {hint}"
             ) from error
 
 
 def make_env(config: EnvConfig) -> gym.Env:
     """Make one env: imports, ``gym.make`` with the extra kwargs, then ``env_args``."""
     import_env_modules(config.imports)
-    if config.id not in gym.registry:
-        close = difflib.get_close_matches(config.id, list(gym.registry), n=5, cutoff=0.5)
+    if config.id in gym.registry:
+        env = gym.make(config.id, **config.make_kwargs)
+    elif config.id in (old_ids := legacy_ids()):
+        env = make_legacy(config.id, config.make_kwargs)
+    else:
+        close = difflib.get_close_matches(config.id, [*gym.registry, *old_ids], n=5, cutoff=0.5)
         hint = f" Closest registered ids: {', '.join(close)}." if close else ""
         raise gym.error.NameNotFound(
             f"Unknown environment id {config.id!r}.{hint} "
             "If it is registered by a package, list that package under `imports`."
         )
-    env = gym.make(config.id, **config.make_kwargs)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise TypeError(f"{config.id}: lit_rl needs a Box action space, got {env.action_space}")
     for key, value in config.env_args.items():

@@ -55,11 +55,18 @@ class MuscleState:
 
     @staticmethod
     def read(env) -> tuple[np.ndarray, np.ndarray]:
+        """Muscle lengths and forces: MuJoCo's actuator data, or a SCONE model's muscle arrays (sconegym)."""
+        model = getattr(env.unwrapped, "model", None)
+        if hasattr(model, "muscle_fiber_length_array"):
+            return (
+                np.asarray(model.muscle_fiber_length_array(), np.float64),
+                np.asarray(model.muscle_force_array(), np.float64),
+            )
         data = getattr(env.unwrapped, "data", None)
         if data is None or not hasattr(data, "actuator_length"):
             raise TypeError(
                 f"{env.spec.id if env.spec else env}: no actuator data (env.unwrapped.data.actuator_length); "
-                "muscle states, and so DEP, need a MuJoCo env with actuators"
+                "muscle states, and so DEP, need a MuJoCo env with actuators or a sconegym env"
             )
         return np.asarray(data.actuator_length, np.float64), np.asarray(data.actuator_force, np.float64)
 
