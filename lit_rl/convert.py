@@ -17,6 +17,7 @@ import argparse
 import ast
 import json
 import math
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -89,6 +90,14 @@ ADAPTIVE_ENERGY_BUFFERS = {
 }
 ADAPTIVE_ENERGY_INTEGERS = ("num_acts", "cost_function")
 ADAPTIVE_ENERGY_KEYS = (*ADAPTIVE_ENERGY_INTEGERS, "alpha", "threshold", "lr", "lr_decimation")
+
+# MyoSuite 3 changed these tasks' actions from [-1, 1] through a sigmoid (MyoSuite 2, deprl's) to raw
+# activations in [0, 1]; `muscle_sigmoid: true` restores the mapping deprl's values were tuned with.
+MYOSUITE3_RAW_ACTIVATIONS = re.compile(r"myo(Sarc|Fati)?Leg(\w*Walk|Directional\w+)-v\d+")
+MUSCLE_SIGMOID = (
+    "MyoSuite 3 takes raw activations in [0, 1] for this task where MyoSuite 2 (deprl) mapped [-1, 1] through "
+    "1 / (1 + exp(-5 (a - 0.5))); the config sets muscle_sigmoid: true to keep deprl's mapping"
+)
 
 ENV_BUILDERS = {"deprl.environments.Gym", "deprl.vendor.tonic.environments.Gym", "tonic.environments.Gym"}
 # deprl's build_environment parameters before the gym.make keyword arguments.
@@ -333,6 +342,9 @@ def _convert_env(key: str, source: Any, env_args: dict, imports: list[str], repo
     if not isinstance(env_id, str):
         raise expr.error(call, f"the environment id must be a string, got {env_id!r}")
     scaled_actions = expr.boolean(bound.pop("scaled_actions")) if "scaled_actions" in bound else True
+    muscle_sigmoid = not scaled_actions and MYOSUITE3_RAW_ACTIVATIONS.fullmatch(env_id) is not None
+    if muscle_sigmoid:
+        _report(report, f"{key}[scaled_actions]", scaled_actions, MUSCLE_SIGMOID)
     make_kwargs: dict[str, Any] = {}
     for name, node in bound.items():
         where = f"{key}[{name}]"
@@ -353,6 +365,7 @@ def _convert_env(key: str, source: Any, env_args: dict, imports: list[str], repo
     return {
         "id": env_id,
         "scaled_actions": scaled_actions,
+        **({"muscle_sigmoid": True} if muscle_sigmoid else {}),
         "make_kwargs": make_kwargs,
         "env_args": dict(env_args),
         "imports": list(imports),

@@ -33,7 +33,7 @@ MPO_ARGS = {"hidden_size": 1024, "lr_actor": 3.53e-05, "lr_critic": 6.081e-05, "
 MYO_HEADER = "import deprl, myosuite; from myosuite.utils import gym"
 
 
-def myosuite_expected(env_id: str, name: str, make_kwargs: dict, mpo_args: dict) -> dict:
+def myosuite_expected(env_id: str, name: str, make_kwargs: dict, mpo_args: dict, sigmoid: bool = False) -> dict:
     return {
         "seed_everything": 0,
         "working_dir": "./baselines_DEPRL",
@@ -50,6 +50,7 @@ def myosuite_expected(env_id: str, name: str, make_kwargs: dict, mpo_args: dict)
                 "env": {
                     "id": env_id,
                     "scaled_actions": False,
+                    **({"muscle_sigmoid": True} if sigmoid else {}),
                     "make_kwargs": make_kwargs,
                     "env_args": {},
                     "imports": ["myosuite"],
@@ -74,8 +75,14 @@ def myosuite_expected(env_id: str, name: str, make_kwargs: dict, mpo_args: dict)
 
 MYOSUITE = {
     "myoLegWalk.yaml": (
-        myosuite_expected("myoLegWalk-v0", "myoLeg", {"reset_type": "random"}, MPO_ARGS),
-        {"tonic.header", "tonic.before_training", "tonic.after_training", "tonic.environment_name"},
+        myosuite_expected("myoLegWalk-v0", "myoLeg", {"reset_type": "random"}, MPO_ARGS, sigmoid=True),
+        {
+            "tonic.header",
+            "tonic.before_training",
+            "tonic.after_training",
+            "tonic.environment_name",
+            "tonic.environment[scaled_actions]",  # MyoSuite 3's raw activations: muscle_sigmoid added
+        },
     ),
     "myoChaseTag.yaml": (
         myosuite_expected("myoChallengeChaseTagP1-v0", "myoChasetag", {"reset_type": "random"}, MPO_ARGS),
@@ -201,6 +208,7 @@ def test_json_test_settings():
     assert (init_args["total_steps"], init_args["epoch_steps"], init_args["save_steps"]) == (2000, 1000, 1000)
     assert (init_args["parallel"], init_args["sequential"]) == (2, 1)
     assert init_args["env"]["make_kwargs"] == {"reset_type": "random"}
+    assert init_args["env"]["muscle_sigmoid"] is True
     assert config["working_dir"] == "./tests/test_DEPRL"
     assert config["model"]["init_args"]["hidden_size"] == 64
     assert config["model"]["init_args"]["dep"] == MYO_DEP
@@ -209,6 +217,7 @@ def test_json_test_settings():
         "tonic.before_training",
         "tonic.after_training",
         "tonic.cpu_override",
+        "tonic.environment[scaled_actions]",
     }
     assert any(line.startswith("deprl key tonic.cpu_override = 1: ") for line in report)
 

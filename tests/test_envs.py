@@ -25,16 +25,24 @@ def test_make_kwargs_and_env_args_are_applied():
         make_env(EnvConfig(id="Pendulum-v1", env_args={"not_an_attribute": 1}))
 
 
-def test_action_map_scaled_and_clipped():
+def test_action_map_scaled_clipped_and_muscle_sigmoid():
     space = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32), dtype=np.float32)
-    scaled = ActionMap(space, scaled_actions=True)
+    scaled = ActionMap(space, EnvConfig(id="x", scaled_actions=True))
     assert np.allclose(scaled(np.array([-1.0, 1.0])), [-2.0, 1.0])
     assert np.allclose(scaled(np.array([0.0, 0.0])), [0.0, 0.5])
     assert np.allclose(scaled(np.array([5.0, -5.0])), [2.0, 0.0])  # clipped to [-1, 1] first
     assert np.allclose(scaled.agent_space.low, -1.0)
-    raw = ActionMap(space, scaled_actions=False)
+    raw = ActionMap(space, EnvConfig(id="x", scaled_actions=False))
     assert np.allclose(raw(np.array([-3.0, 0.5])), [-2.0, 0.5])
     assert np.allclose(raw.agent_space.high, [2.0, 1.0])
+    # MyoSuite 2's muscle mapping: [-1, 1] -> 1 / (1 + exp(-5 (a - 0.5))), here for an env in [0, 1].
+    muscles = gym.spaces.Box(0.0, 1.0, (3,), np.float32)
+    sigmoid = ActionMap(muscles, EnvConfig(id="x", scaled_actions=False, muscle_sigmoid=True))
+    assert np.allclose(sigmoid.agent_space.low, -1.0) and np.allclose(sigmoid.agent_space.high, 1.0)
+    assert np.allclose(sigmoid(np.array([-1.0, 0.5, 1.0])), [1 / (1 + np.exp(7.5)), 0.5, 1 / (1 + np.exp(-2.5))])
+    assert np.allclose(sigmoid(np.array([-9.0, 0.5, 9.0])), sigmoid(np.array([-1.0, 0.5, 1.0])))
+    with pytest.raises(ValueError, match="scaled_actions and muscle_sigmoid"):
+        EnvConfig(id="x", scaled_actions=True, muscle_sigmoid=True)
 
 
 def test_vector_envs_autoreset_keeps_final_observation_and_truncation_is_not_termination():

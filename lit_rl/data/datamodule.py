@@ -151,7 +151,7 @@ class RolloutDataModule(pl.LightningDataModule):
         self.force_scale = force_scale
         # Spaces are needed before setup() (CLI links), so probe one env now.
         probe = make_env(env)
-        self._action_map = ActionMap(probe.action_space, env.scaled_actions)
+        self._action_map = ActionMap(probe.action_space, env)
         self.observation_dim = int(np.prod(probe.observation_space.shape))
         probe.close()
         energy = self.replay_config.adaptive_energy
@@ -193,7 +193,7 @@ class RolloutDataModule(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         if self.test_env is None:
             self.test_env = make_env(self.test_env_config)
-            self._test_action_map = ActionMap(self.test_env.action_space, self.test_env_config.scaled_actions)
+            self._test_action_map = ActionMap(self.test_env.action_space, self.test_env_config)
         if stage == "fit" and self.envs is None:
             muscles = self.trainer.lightning_module.needs_muscle_states
             self.envs = make_vector_envs(

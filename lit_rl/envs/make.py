@@ -24,6 +24,10 @@ class EnvConfig:
         env_args: attributes set on ``env.unwrapped`` after making it (deprl's ``env_args``).
         scaled_actions: deprl's flag. True: the agent acts in [-1, 1] and actions are rescaled
             to the env's bounds. False: actions pass through, clipped to the env's bounds.
+        muscle_sigmoid: the agent acts in [-1, 1] and the env gets ``1 / (1 + exp(-5 (a - 0.5)))``,
+            MyoSuite 2's muscle mapping, which deprl's values were tuned with. MyoSuite 3's leg
+            walk tasks (e.g. myoLegWalk-v0) take raw activations in [0, 1] instead, so without
+            this, policy outputs below 0 are clipped to no activation. Excludes ``scaled_actions``.
         imports: modules imported before making the env, for the ids they register
             (e.g. ``[myosuite]``). Module names only, never code.
     """
@@ -32,7 +36,12 @@ class EnvConfig:
     make_kwargs: dict[str, Any] = field(default_factory=dict)
     env_args: dict[str, Any] = field(default_factory=dict)
     scaled_actions: bool = True
+    muscle_sigmoid: bool = False
     imports: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.scaled_actions and self.muscle_sigmoid:
+            raise ValueError(f"env {self.id}: scaled_actions and muscle_sigmoid both map actions; set one of them")
 
 
 # How to install the env packages the shipped configs import (a missing one is named with its hint).
@@ -81,13 +90,13 @@ def make_env(config: EnvConfig) -> gym.Env:
 
 
 class ActionMap:
-    """Maps the agent's actions to the env's action bounds (``scaled_actions``)."""
+    """Maps the agent's actions to the env's action bounds (``scaled_actions``, ``muscle_sigmoid``)."""
 
-    def __init__(self, env_space: gym.spaces.Box, scaled_actions: bool):
+    def __init__(self, env_space: gym.spaces.Box, config: EnvConfig):
         self.low = env_space.low.astype(np.float32)
         self.high = env_space.high.astype(np.float32)
-        self.scaled = scaled_actions
-        if scaled_actions:
+        self.scaled, self.sigmoid = config.scaled_actions, config.muscle_sigmoid
+        if self.scaled or self.sigmoid:
             self.agent_space = gym.spaces.Box(-1.0, 1.0, env_space.shape, np.float32)
         else:
             self.agent_space = gym.spaces.Box(self.low, self.high, env_space.shape, np.float32)
@@ -96,4 +105,6 @@ class ActionMap:
         if self.scaled:
             actions = np.clip(actions, -1.0, 1.0)
             return self.low + (actions + 1.0) * 0.5 * (self.high - self.low)
+        if self.sigmoid:
+            actions = 1.0 / (1.0 + np.exp(-5.0 * (np.clip(actions, -1.0, 1.0) - 0.5)))
         return np.clip(actions, self.low, self.high)

@@ -120,7 +120,7 @@ class EnvGroup:
     def __init__(self, config: EnvConfig, seeds: list[int], arrays: dict, lo: int, muscle_states: bool, force_scale):
         self.envs = [make_env(config) for _ in seeds]
         self.seeds = seeds
-        self.action_map = ActionMap(self.envs[0].action_space, config.scaled_actions)
+        self.action_map = ActionMap(self.envs[0].action_space, config)
         self.a = {name: array[lo : lo + len(seeds)] for name, array in arrays.items()}
         self.muscles = None
         if muscle_states:
@@ -202,7 +202,7 @@ class VectorEnvs:
         self.seed = seed
         probe = make_env(config)
         self.observation_space = probe.observation_space
-        self.action_space = ActionMap(probe.action_space, config.scaled_actions).agent_space
+        self.action_space = ActionMap(probe.action_space, config).agent_space
         self.obs_dim = int(np.prod(probe.observation_space.shape))
         self.num_muscles = 0
         if muscle_states:
