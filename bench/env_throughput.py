@@ -14,7 +14,13 @@ import numpy as np
 
 from lit_rl.envs import EnvConfig, make_vector_envs
 
-MYOLEG = EnvConfig(id="myoLegWalk-v0", make_kwargs={"reset_type": "random"}, scaled_actions=False, imports=["myosuite"])
+MYOLEG = EnvConfig(
+    id="myoLegWalk-v0",
+    make_kwargs={"reset_type": "random"},
+    scaled_actions=False,
+    muscle_sigmoid=True,  # as configs/dep_mpo_myolegwalk.yaml
+    imports=["myosuite"],
+)
 
 
 def measure(parallel: int, sequential: int, steps: int, muscle_states: bool) -> float:
@@ -22,7 +28,7 @@ def measure(parallel: int, sequential: int, steps: int, muscle_states: bool) -> 
     try:
         envs.reset()
         rng = np.random.default_rng(0)
-        actions = [rng.uniform(0, 1, (envs.num_envs, 80)).astype(np.float32) for _ in range(steps + 10)]
+        actions = [rng.uniform(-1, 1, (envs.num_envs, 80)).astype(np.float32) for _ in range(steps + 10)]
         for a in actions[:10]:
             envs.step(a)
         start = time.perf_counter()

@@ -1,7 +1,8 @@
-"""`make bench`: DDPG on Pendulum-v1, lit_rl against Stable-Baselines3, seeds 0-2, one run.
+"""`make bench`: DDPG on Pendulum-v1, lit_rl against Stable-Baselines3, seeds 0-2, one run;
+then the DEP-MPO myoLegWalk throughput and DEP controller timings (bench/dep_mpo_throughput.py).
 
-Both sides run one after the other on this machine, so their wall times compare as a ratio.
-Writes bench_runs/*.json and rewrites the Pendulum table in BENCHMARKS.md.
+Both Pendulum sides run one after the other on this machine, so their wall times compare as a
+ratio. Writes bench_runs/*.json and rewrites the tables in BENCHMARKS.md.
 
     python bench/run.py [--seeds 0 1 2]
 """
@@ -11,15 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from summary import rewrite_section
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench_runs"
-START, END = "<!-- pendulum-table:start -->", "<!-- pendulum-table:end -->"
 
 
 def run(script: str, seeds: list[str], out: Path) -> dict:
@@ -66,10 +67,8 @@ def main() -> None:
     sb3 = run("sb3_ddpg_pendulum.py", args.seeds, OUT / "sb3_ddpg_pendulum.json")
     report = table(ours, sb3)
     print(report)
-    bench_md = ROOT / "BENCHMARKS.md"
-    text = bench_md.read_text()
-    text = re.sub(re.escape(START) + r".*?" + re.escape(END), f"{START}\n{report}\n{END}", text, flags=re.S)
-    bench_md.write_text(text)
+    rewrite_section("pendulum-table", report)
+    subprocess.run([sys.executable, str(ROOT / "bench" / "dep_mpo_throughput.py")], cwd=ROOT, check=True)
 
 
 if __name__ == "__main__":

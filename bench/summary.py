@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
+from pathlib import Path
+
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 
 def report(algo: str, runs: list[dict], out: str | None = None, **extra) -> dict:
@@ -26,3 +30,13 @@ def report(algo: str, runs: list[dict], out: str | None = None, **extra) -> dict
         with open(out, "w") as f:
             json.dump(result, f, indent=1)
     return result
+
+
+def rewrite_section(name: str, text: str) -> None:
+    """Replace what lies between ``<!-- {name}:start -->`` and ``<!-- {name}:end -->`` in BENCHMARKS.md."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    old = BENCHMARKS_MD.read_text()
+    if start not in old or end not in old:
+        raise ValueError(f"BENCHMARKS.md has no {start} ... {end} section")
+    new = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: f"{start}\n{text}\n{end}", old, flags=re.S)
+    BENCHMARKS_MD.write_text(new)
