@@ -97,6 +97,10 @@ class OffPolicyAlgorithm(LightningModule):
         """Deterministic actions for evaluation."""
         raise NotImplementedError
 
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        """Inference: the deterministic policy (what ``python -m lit_rl export`` writes)."""
+        return self.act_greedy(observations)
+
     @property
     def needs_muscle_states(self) -> bool:
         return self.dep_mode > 0
