@@ -1,0 +1,160 @@
+"""``python -m lit_rl plot RUN_DIR [RUN_DIR ...] --metric test/episode_return --x env_steps --out curves.png``
+
+Reads each run's logged metrics from its W&B run files (``RUN_DIR/wandb/*run-*/run-*.wandb``, offline
+or online) and any CSVLogger ``metrics.csv`` under it, groups runs whose configs differ only in
+the seed (and name), and draws one colour per config: the mean over seeds and a band from the
+lowest to the highest seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+# W&B's run file is a LevelDB-style log: a 7-byte header, then 32 KiB blocks of records, each
+# with a 7-byte header (crc32 u32, length u16, type u8); a protobuf may span several records.
+WANDB_HEADER = b":W&B"
+BLOCK = 32768
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+# Keys that do not make two runs different configs (the logger and callbacks hold run paths and ids).
+SEED_KEYS = ("seed_everything", "name", "working_dir", "resume")
+RUN_SPECIFIC_TRAINER_KEYS = ("logger", "callbacks", "default_root_dir")
+
+
+class PlotError(ValueError):
+    """A run directory without the metric; printed as one line."""
+
+
+def _wandb_payloads(path: Path) -> list[bytes]:
+    raw = path.read_bytes()
+    if not raw.startswith(WANDB_HEADER):
+        raise PlotError(f"{path} is not a W&B run file")
+    payloads, pending, pos = [], b"", 7
+    while pos + 7 <= len(raw):
+        if BLOCK - pos % BLOCK < 7:  # block trailer padding
+            pos += BLOCK - pos % BLOCK
+            continue
+        _, length, kind = struct.unpack("<IHB", raw[pos : pos + 7])
+        if pos + 7 + length > len(raw):
+            break  # a run killed mid-write: keep what is complete
+        data, pos = raw[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind == FULL:
+            payloads.append(data)
+        elif kind == FIRST:
+            pending = data
+        elif kind == MIDDLE:
+            pending += data
+        elif kind == LAST:
+            payloads.append(pending + data)
+    return payloads
+
+
+def read_wandb(path: Path) -> list[dict[str, float]]:
+    """The history rows (``wandb.log`` calls) of a ``run-*.wandb`` file."""
+    from wandb.proto import wandb_internal_pb2
+
+    rows = []
+    for payload in _wandb_payloads(path):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "history":
+            rows.append(
+                {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+            )
+    return rows
+
+
+def read_csv(path: Path) -> list[dict[str, float]]:
+    """The rows of a Lightning CSVLogger ``metrics.csv`` (empty cells dropped)."""
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def run_curve(run_dir: Path, metric: str, x: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(xs, ys)`` of ``metric`` against ``x`` over all of a run's logs, sorted by x; a point
+    logged twice (a resumed run repeats its last evaluation) keeps its last value."""
+    wandb_files = sorted(run_dir.glob("wandb/*run-*/run-*.wandb"))  # not again through the latest-run link
+    rows = [row for f in wandb_files for row in read_wandb(f)]
+    rows += [row for f in sorted(run_dir.rglob("metrics.csv")) for row in read_csv(f)]
+    points = {row[x]: row[metric] for row in rows if isinstance(row.get(metric), int | float) and x in row}
+    if not points:
+        raise PlotError(f"{run_dir}: no logged {metric!r} with {x!r} (looked in wandb/*run-*/run-*.wandb and metrics.csv)")
+    xs = np.array(sorted(points), float)
+    return xs, np.array([points[v] for v in xs], float)
+
+
+def config_key(run_dir: Path) -> tuple[str, str]:
+    """(group key, label): runs whose config.yaml differ only in seed-like keys share a group."""
+    config_file = run_dir / "config.yaml"
+    label = re.sub(r"[_-]?(seed)?[_-]?\d+$", "", run_dir.name) or run_dir.name
+    if not config_file.is_file():
+        return str(run_dir), label
+    config = yaml.safe_load(config_file.read_text()) or {}
+    for key in SEED_KEYS:
+        config.pop(key, None)
+    for key in RUN_SPECIFIC_TRAINER_KEYS:
+        (config.get("trainer") or {}).pop(key, None)
+    (config.get("data") or {}).get("init_args", {}).pop("seed", None)
+    return json.dumps(config, sort_keys=True, default=str), label
+
+
+def plot(run_dirs: list[Path], metric: str, x: str, out: Path) -> dict[str, int]:
+    """Write the figure; returns the number of runs per label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, tuple[str, list]] = {}
+    for run_dir in run_dirs:
+        if not run_dir.is_dir():
+            raise PlotError(f"{run_dir} is not a run directory")
+        key, label = config_key(run_dir)
+        groups.setdefault(key, (label, []))[1].append(run_curve(run_dir, metric, x))
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    counts = {}
+    for label, curves in groups.values():
+        grid = np.unique(np.concatenate([xs for xs, _ in curves]))
+        # Each seed interpolated on the union of x values, within its own range only.
+        ys = np.array([np.where((grid >= c[0][0]) & (grid <= c[0][-1]), np.interp(grid, *c), np.nan) for c in curves])
+        name = f"{label} ({len(curves)} run{'s' if len(curves) > 1 else ''})"
+        while name in counts:
+            name += "'"
+        (line,) = ax.plot(grid, np.nanmean(ys, 0), label=name)
+        if len(curves) > 1:
+            ax.fill_between(grid, np.nanmin(ys, 0), np.nanmax(ys, 0), color=line.get_color(), alpha=0.2)
+        counts[name] = len(curves)
+    ax.set_xlabel(x)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lit_rl plot", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", nargs="+", type=Path, help="run directories (<working_dir>/<name>)")
+    parser.add_argument("--metric", default="test/episode_return")
+    parser.add_argument("--x", default="env_steps")
+    parser.add_argument("--out", type=Path, default=Path("curves.png"))
+    args = parser.parse_args(argv)
+    try:
+        counts = plot(args.run_dirs, args.metric, args.x, args.out)
+    except PlotError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: " + ", ".join(counts))
+    return 0

@@ -1,0 +1,71 @@
+"""``python -m lit_rl plot``: learning curves from W&B run files and CSVLogger files of real runs."""
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from lit_rl.plot import PlotError, plot, read_csv, read_wandb, run_curve
+from tests.conftest import SMOKE, run_cli
+
+BOTH_LOGGERS = (
+    "[{class_path: lightning.pytorch.loggers.WandbLogger, init_args: {project: lit_rl, offline: true}}, "
+    "{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {save_dir: %s}}]"
+)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two seeds of the smoke config (the first also with a CSVLogger) and one other config."""
+    working_dir = tmp_path_factory.mktemp("runs")
+
+    def fit(name, *extra):
+        result = run_cli("fit", "--config", str(SMOKE), "--working_dir", str(working_dir), "--name", name, *extra)
+        assert result.returncode == 0, result.stderr[-5000:]
+        return working_dir / name
+
+    seed0 = fit("smoke_seed0", "--trainer.logger", BOTH_LOGGERS % (working_dir / "smoke_seed0"))
+    seed1 = fit("smoke_seed1", "--seed_everything", "1")
+    other = fit("slow_actor", "--model.init_args.actor_lr", "1e-4")
+    return seed0, seed1, other
+
+
+def test_wandb_file_and_csv_give_the_same_curve(runs):
+    seed0 = runs[0]
+    [wandb_file] = seed0.glob("wandb/*run-*/run-*.wandb")
+    [csv_file] = seed0.rglob("metrics.csv")
+    from_wandb = {
+        row["env_steps"]: row["test/episode_return"] for row in read_wandb(wandb_file) if "test/episode_return" in row
+    }
+    from_csv = {
+        row["env_steps"]: row["test/episode_return"] for row in read_csv(csv_file) if "test/episode_return" in row
+    }
+    assert sorted(from_wandb) == [200, 400] and from_wandb.keys() == from_csv.keys()
+    for steps, value in from_wandb.items():
+        assert value == pytest.approx(from_csv[steps], rel=1e-6)
+    xs, ys = run_curve(seed0, "test/episode_return", "env_steps")
+    assert list(xs) == [200, 400] and np.allclose(ys, [from_wandb[200], from_wandb[400]])
+
+
+def test_plot_groups_seeds_of_one_config_and_writes_a_png(runs, tmp_path):
+    out = tmp_path / "curves.png"
+    counts = plot(list(runs), "test/episode_return", "env_steps", out)
+    assert counts == {"smoke (2 runs)": 2, "slow_actor (1 run)": 1}
+    image = matplotlib.image.imread(out)
+    assert image.ndim == 3 and image.shape[0] > 300 and len(np.unique(image.reshape(-1, image.shape[2]), axis=0)) > 10
+    result = run_cli("plot", *map(str, runs), "--metric", "train/episode_return", "--out", str(tmp_path / "t.png"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "t.png").stat().st_size > 10_000
+
+
+def test_truncated_wandb_file_keeps_the_complete_rows(runs, tmp_path):
+    [wandb_file] = runs[1].glob("wandb/*run-*/run-*.wandb")
+    full = read_wandb(wandb_file)
+    cut = tmp_path / "run-cut.wandb"
+    cut.write_bytes(wandb_file.read_bytes()[: wandb_file.stat().st_size * 2 // 3])
+    partial = read_wandb(cut)
+    assert 0 < len(partial) < len(full) and partial == full[: len(partial)]
+
+
+def test_missing_metric_names_the_run(runs):
+    with pytest.raises(PlotError, match="smoke_seed1: no logged 'no/such_metric'"):
+        run_curve(runs[1], "no/such_metric", "env_steps")
