@@ -86,7 +86,8 @@ def run_curve(run_dir: Path, metric: str, x: str) -> tuple[np.ndarray, np.ndarra
     rows += [row for f in sorted(run_dir.rglob("metrics.csv")) for row in read_csv(f)]
     points = {row[x]: row[metric] for row in rows if isinstance(row.get(metric), int | float) and x in row}
     if not points:
-        raise PlotError(f"{run_dir}: no logged {metric!r} with {x!r} (looked in wandb/*run-*/run-*.wandb and metrics.csv)")
+        where = "wandb/*run-*/run-*.wandb and metrics.csv"
+        raise PlotError(f"{run_dir}: no logged {metric!r} with {x!r} (looked in {where})")
     xs = np.array(sorted(points), float)
     return xs, np.array([points[v] for v in xs], float)
 
