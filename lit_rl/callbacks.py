@@ -1,13 +1,74 @@
-"""Callbacks that count in environment steps instead of optimizer steps."""
+"""Callbacks that count in environment steps instead of optimizer steps, and crash-safe
+checkpoint files."""
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import secrets
+import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
 
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+PERIODIC = re.compile(r"step=(\d+)\.ckpt")
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the renames in ``path`` durable (a rename lives in the directory's own data)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """``write`` into ``<path>.tmp`` next to ``path``, fsync, then rename over ``path``: a reader
+    (or a run resumed after a crash) sees the old file or the new one, never a partial one.
+    On any error the temporary file is removed and the old file is untouched."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if isinstance(error, RuntimeError) and isinstance(error.__context__, OSError):
+            # torch's zip writer hides the OS error (e.g. a full disk) behind its own
+            cause = error.__context__
+            raise OSError(cause.errno, f"could not write {path}: {cause.strerror}") from error
+        raise
+    fsync_dir(path.parent)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` straight into a temporary file in the checkpoint's own directory, then a rename.
+
+    Lightning's ``_atomic_save`` serialises into memory (a second copy of the checkpoint) and
+    writes through an fsspec transaction that stages the file in the system temp directory: where
+    that is another filesystem (e.g. a tmpfs ``/tmp``) the final file is written by a copy, so a
+    crash leaves a partial ``last.ckpt``; nothing is fsynced either."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda f: torch.save(checkpoint, f))
 
 
 class EnvStepCheckpoint(ModelCheckpoint):
@@ -15,20 +76,35 @@ class EnvStepCheckpoint(ModelCheckpoint):
     ``save_steps``) and ``last.ckpt`` with it and at the end of training.
 
     Saves happen only at a rollout cut (between a training phase and the next collection), so a
-    checkpoint is a consistent state. With ``full_save`` the replay buffer is written next to
-    ``last.ckpt`` as ``last.replay`` (raw tensors, not inside the ``.ckpt``); periodic checkpoints
-    hold everything but the replay.
+    checkpoint is a consistent state. Every file is written atomically (``AtomicCheckpointIO``).
+    With ``full_save`` the replay buffer is written next to ``last.ckpt`` under a new name each
+    time (``last-<env_steps>-<random>.replay``, raw tensors, not inside the ``.ckpt``), before the
+    ``.ckpt``, which records the file's name, size and a token stored inside it; the replay of the
+    previous ``last.ckpt`` is deleted only once the new ``last.ckpt`` is in place. A crash at any
+    moment thus leaves a ``last.ckpt`` whose replay file is complete. Periodic checkpoints hold
+    everything but the replay; ``keep_last`` keeps only the newest that many of them.
     """
 
-    def __init__(self, dirpath: str | Path, full_save: bool = True):
+    def __init__(self, dirpath: str | Path, full_save: bool = True, keep_last: int | None = None):
         super().__init__(dirpath=dirpath, save_top_k=0, save_last=False, every_n_epochs=0)
+        if keep_last is not None and keep_last < 1:
+            raise ValueError(f"keep_checkpoints must be >= 1 (or null to keep all), got {keep_last}")
         self.full_save = full_save
+        self.keep_last = keep_last
         self._next_save: int | None = None
         self._saved_at: int | None = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # leave a user's own plugin alone
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
 
     def on_fit_start(self, trainer, pl_module) -> None:
         # After a resume restored env_steps and before Lightning fetches (and so collects) ahead.
         self._next_save = self._next_multiple(trainer.datamodule)
+        if trainer.is_global_zero and Path(self.dirpath).is_dir():
+            for stale in Path(self.dirpath).glob("*.tmp"):  # a save interrupted by a crash
+                stale.unlink()
 
     @staticmethod
     def _next_multiple(datamodule) -> int:
@@ -56,14 +132,52 @@ class EnvStepCheckpoint(ModelCheckpoint):
         dirpath.mkdir(parents=True, exist_ok=True)
         if periodic:
             self._save_checkpoint(trainer, str(dirpath / f"step={datamodule.env_steps}.ckpt"))
+            self._prune_periodic(trainer, dirpath)
         last = str(dirpath / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
-        if self.full_save:
-            with datamodule.replay_saved_to(dirpath / "last.replay"):
-                self._save_checkpoint(trainer, last)
+        if self.full_save and trainer.is_global_zero:
+            replay = dirpath / f"last-{datamodule.env_steps}-{secrets.token_hex(4)}.replay"
+            try:
+                with datamodule.replay_saved_to(replay):
+                    self._save_checkpoint(trainer, last)
+            except BaseException:
+                replay.unlink(missing_ok=True)  # the old last.ckpt and its replay stay as they were
+                raise
+            for old in dirpath.glob("*.replay"):  # only now: the new last.ckpt is in place
+                if old != replay:
+                    old.unlink()
         else:
             self._save_checkpoint(trainer, last)
         self.last_model_path = last
         self._saved_at = datamodule.env_steps
+
+    def _prune_periodic(self, trainer, dirpath: Path) -> None:
+        if self.keep_last is None or not trainer.is_global_zero:
+            return
+        periodic = sorted(
+            (int(match.group(1)), path) for path in dirpath.iterdir() if (match := PERIODIC.fullmatch(path.name))
+        )
+        for _, path in periodic[: -self.keep_last]:
+            path.unlink()
+
+
+def check_output_dir(path: Path, needed_bytes: int) -> None:
+    """Fail before training starts if ``path`` cannot be written or has less than
+    ``needed_bytes`` free, naming the problem."""
+    probe = path / f".write-test-{secrets.token_hex(4)}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"lit_rl")
+        probe.unlink()
+    except OSError as error:
+        raise PermissionError(f"output directory {path} is not writable: {error}") from error
+    free = shutil.disk_usage(path).free
+    if free < needed_bytes:
+        raise OSError(
+            f"not enough free disk space in {path}: {free / 2**20:.1f} MiB free, the checkpoints of this run "
+            f"need about {needed_bytes / 2**20:.1f} MiB (with full_save, two copies of the replay file exist "
+            "while one is saved). Free some space, choose another working_dir, shrink replay.size or set "
+            "full_save false."
+        )
 
 
 class EnvStepProgressBar(ProgressBar):

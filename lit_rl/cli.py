@@ -6,20 +6,29 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import secrets
+import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
+import torch
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from lit_rl.algos.base import OffPolicyAlgorithm
-from lit_rl.callbacks import EnvStepCheckpoint, EnvStepProgressBar
+from lit_rl.callbacks import EnvStepCheckpoint, EnvStepProgressBar, check_output_dir, write_atomically
 from lit_rl.data import RolloutDataModule
 
 log = logging.getLogger(__name__)
 
 WANDB_ID_FILE = "wandb_run_id"
+LIGHTNING_CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
+
+
+class ConfigError(ValueError):
+    """A problem with the config, the checkpoint or the output directory, found before training
+    starts; ``python -m lit_rl`` prints it as one line instead of a traceback."""
+
 
 TRAINER_DEFAULTS = {
     "logger": {
@@ -80,15 +89,42 @@ class LitRLCLI(LightningCLI):
         parser.add_argument(
             "--full_save", type=bool, default=True, help="save the replay buffer with last.ckpt, for exact resume"
         )
+        parser.add_argument(
+            "--keep_checkpoints",
+            type=int | None,
+            default=None,
+            help="keep only the newest N periodic step=<env_steps>.ckpt files (null: keep all); last.ckpt is "
+            "always kept",
+        )
         parser.link_arguments("data.observation_dim", "model.init_args.observation_dim", apply_on="instantiate")
         parser.link_arguments("data.action_bounds", "model.init_args.action_bounds", apply_on="instantiate")
 
     def _parse_ckpt_path(self) -> None:
+        config = self.config.get(str(self.config.get("subcommand")))
+        path = config.get("ckpt_path") if config is not None else None
+        if path is None or path in LIGHTNING_CKPT_KEYWORDS:
+            return
+        if not Path(path).is_file():
+            raise ConfigError(f"--ckpt_path {path}: no such checkpoint file")
         try:
-            super()._parse_ckpt_path()
-        except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError) as error:
-            path = self.config[self.config.subcommand].get("ckpt_path")
-            raise ValueError(f"--ckpt_path {path} is not a readable lit_rl checkpoint ({error})") from error
+            checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+            hparams = checkpoint["hyper_parameters"]
+            self._checkpoint_spaces = (hparams.get("observation_dim"), hparams.get("action_bounds"))
+            self._checkpoint_replay = next(
+                (value for value in checkpoint.values() if isinstance(value, dict) and value.get("replay_file")), None
+            )
+        except Exception as error:  # noqa: BLE001 - unpickling garbage raises anything
+            raise ConfigError(
+                f"--ckpt_path {path} is not a readable lit_rl checkpoint ({type(error).__name__}: {error}). "
+                "An earlier step=<env_steps>.ckpt in the same folder may still be good."
+            ) from error
+        written_by, wanted = hparams.get("_class_path"), config.model.class_path
+        if written_by is not None and written_by != wanted:
+            raise ConfigError(
+                f"--ckpt_path {path} was written by {written_by}, but the config trains {wanted}; "
+                "use a config of the same algorithm"
+            )
+        super()._parse_ckpt_path()
 
     # ------------------------------------------------------------------ run directory
 
@@ -98,25 +134,95 @@ class LitRLCLI(LightningCLI):
         name = config.name or self._default_name(config)
         self.run_dir = Path(config.working_dir) / name
         checkpoint_dir = self.run_dir / "checkpoints"
-        launcher = int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+        self._launcher = int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+        self._move_aside = False
+        self._wandb_id: str | None = None
         if fitting and config.get("ckpt_path") is None:
             if (checkpoint_dir / "last.ckpt").is_file() and config.resume:
                 config.ckpt_path = str(checkpoint_dir / "last.ckpt")
                 log.warning("Resuming %s from %s", self.run_dir, config.ckpt_path)
-            elif self.run_dir.exists() and any(self.run_dir.iterdir()) and launcher:
-                kept = self.run_dir.with_name(f"{name}.{time.strftime('%Y%m%d-%H%M%S')}")
-                self.run_dir.rename(kept)
-                log.warning("resume is false: moved the earlier run to %s and starting fresh", kept)
-        if config.get("ckpt_path") == "last" and (checkpoint_dir / "last.ckpt").is_file():
+            else:
+                # Done in before_fit, once the config is known to be good.
+                self._move_aside = self.run_dir.exists() and any(self.run_dir.iterdir()) and self._launcher
+        if config.get("ckpt_path") == "last":
+            if not (checkpoint_dir / "last.ckpt").is_file():
+                raise ConfigError(f"--ckpt_path last: there is no {checkpoint_dir / 'last.ckpt'}")
             config.ckpt_path = str(checkpoint_dir / "last.ckpt")
         if config.get("ckpt_path") is not None:
             # As for an explicit path: the model is rebuilt with the checkpoint's hyperparameters.
             self._parse_ckpt_path()
             config = self.config.get(str(self.subcommand), self.config)
-        if fitting and launcher:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.save_config_kwargs["run_dir"] = str(self.run_dir)
         self._configure_loggers(config, fitting)
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except (ValueError, ImportError, gym.error.Error) as error:  # the classes' own checks, env ids, env packages
+            raise ConfigError(str(_raised_outside_jsonargparse(error))) from error
+
+    def before_fit(self) -> None:
+        self._check_checkpoint_spaces()
+        self._check_checkpoint_replay()
+        if not self._launcher:
+            return
+        try:
+            check_output_dir(self.run_dir.parent, self._checkpoint_bytes())
+            if self._move_aside:
+                kept = self.run_dir.with_name(f"{self.run_dir.name}.{time.strftime('%Y%m%d-%H%M%S')}")
+                self.run_dir.rename(kept)
+                log.warning("resume is false: moved the earlier run to %s and starting fresh", kept)
+            check_output_dir(self.run_dir / "checkpoints", 0)
+        except OSError as error:
+            raise ConfigError(str(error)) from error
+        if self._wandb_id is not None:
+            path = self.run_dir / WANDB_ID_FILE
+            if not path.is_file():
+                write_atomically(path, lambda f: f.write(self._wandb_id.encode()))
+
+    def before_validate(self) -> None:
+        self._check_checkpoint_spaces()
+
+    def before_test(self) -> None:
+        self._check_checkpoint_spaces()
+
+    def _check_checkpoint_spaces(self) -> None:
+        spaces = getattr(self, "_checkpoint_spaces", None)
+        ckpt_path = self._get(self.config, "ckpt_path")
+        if spaces is None or ckpt_path is None:
+            return
+        here = (self.datamodule.observation_dim, self.datamodule.action_bounds)
+        if spaces[0] is not None and (spaces[0], spaces[1]) != here:
+            raise ConfigError(
+                f"--ckpt_path {ckpt_path} was trained with observations of size {spaces[0]} and action bounds "
+                f"{spaces[1]}; env {self.datamodule.env_config.id} here has {here[0]} and {here[1]}"
+            )
+
+    def _check_checkpoint_replay(self) -> None:
+        record, ckpt_path = getattr(self, "_checkpoint_replay", None), self._get(self.config, "ckpt_path")
+        if record is None or ckpt_path is None:
+            return
+        path = Path(ckpt_path).parent / record["replay_file"]
+        size = path.stat().st_size if path.is_file() else None
+        if size is None or size != record.get("replay_bytes", size):
+            problem = "is missing" if size is None else f"has {size} bytes instead of {record['replay_bytes']}"
+            raise ConfigError(
+                f"--ckpt_path {ckpt_path} needs its replay file {path}, which {problem}; resume from a "
+                "step=<env_steps>.ckpt (no replay) or with --resume false"
+            )
+
+    def _checkpoint_bytes(self) -> int:
+        """Disk space the run's checkpoints need at most: a full replay file twice (the new one is
+        written before the old one is deleted), and the model and optimizer states a few times."""
+        model_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        needed = 4 * 3 * model_bytes  # weights and two Adam moments, in last.ckpt, its .tmp and one periodic
+        if self._get(self.config_init, "full_save"):
+            data = self.datamodule
+            cfg = data.replay_config
+            rows = cfg.size // data.num_envs
+            per_transition = 4 * (2 * data.observation_dim + len(data.action_bounds[0]) + 2) + 2
+            needed += 2 * rows * data.num_envs * per_transition
+        return needed
 
     @staticmethod
     def _default_name(config) -> str:
@@ -134,28 +240,46 @@ class LitRLCLI(LightningCLI):
             if logger.class_path.endswith("WandbLogger"):
                 init_args.name = init_args.name or self.run_dir.name
                 if fitting and init_args.id is None:
-                    init_args.id = self._wandb_run_id()
+                    init_args.id = self._wandb_id = self._wandb_run_id()
 
     def _wandb_run_id(self) -> str:
-        """One W&B run per run directory: a resumed run continues the same W&B history."""
+        """One W&B run per run directory: a resumed run continues the same W&B history (the id
+        file is written in ``before_fit``)."""
         path = self.run_dir / WANDB_ID_FILE
-        if path.is_file():
-            return path.read_text().strip()
-        run_id = secrets.token_hex(4)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(run_id)
-        return run_id
+        if not self._move_aside and path.is_file() and (run_id := path.read_text().strip()):
+            return run_id
+        return secrets.token_hex(4)
 
     def instantiate_trainer(self, **kwargs):
         trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+        if trainer_config.get("default_root_dir") is None:  # run outputs without a logger, e.g. videos/
+            trainer_config["default_root_dir"] = str(self.run_dir)
         callbacks = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
         if trainer_config.get("enable_checkpointing", True) is not False:
             full_save = self._get(self.config_init, "full_save")
-            callbacks.append(EnvStepCheckpoint(self.run_dir / "checkpoints", full_save=full_save))
+            keep = self._get(self.config_init, "keep_checkpoints")
+            callbacks.append(EnvStepCheckpoint(self.run_dir / "checkpoints", full_save=full_save, keep_last=keep))
         if trainer_config.get("enable_progress_bar", True) is not False:
             callbacks.append(EnvStepProgressBar())
         return self._instantiate_trainer(trainer_config, callbacks)
 
 
+def _raised_outside_jsonargparse(error: BaseException) -> BaseException:
+    """jsonargparse wraps a class's own error in long union-type messages: the error itself is the
+    first one in the chain that was not raised inside jsonargparse."""
+    found = error
+    while found is not None:
+        tb = found.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is None or "jsonargparse" not in tb.tb_frame.f_code.co_filename:
+            return found
+        found = found.__cause__ or found.__context__
+    return error
+
+
 def main(args=None) -> None:
-    LitRLCLI(args=args)
+    try:
+        LitRLCLI(args=args)
+    except ConfigError as error:
+        sys.exit(f"lit_rl: error: {error}")

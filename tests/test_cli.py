@@ -27,6 +27,11 @@ def load_ckpt(path):
     return torch.load(path, weights_only=True, map_location="cpu")
 
 
+def state_replay(checkpoints):
+    """The replay file that ``last.ckpt`` in ``checkpoints`` records."""
+    return load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]["replay_file"]
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A 400-step smoke run (2 envs, checkpoints every 200 steps)."""
@@ -37,21 +42,23 @@ def trained_run(tmp_path_factory):
 
 def test_fit_writes_wandb_run_checkpoints_and_config(trained_run):
     checkpoints = trained_run / "checkpoints"
-    assert {"last.ckpt", "last.replay", "step=200.ckpt", "step=400.ckpt"} <= {p.name for p in checkpoints.iterdir()}
+    names = {p.name for p in checkpoints.iterdir()}
+    assert {"last.ckpt", "step=200.ckpt", "step=400.ckpt"} <= names
+    assert [n for n in names if n.endswith(".replay")] == [state_replay(checkpoints)]  # the old one was deleted
     wandb_runs = list((trained_run / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(wandb_runs) == 1 and wandb_runs[0].stat().st_size > 0
     saved = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert saved["data"]["init_args"]["env"]["id"] == "Pendulum-v1"
     state = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]
     assert state["env_steps"] == 400
-    assert state["replay_file"] == "last.replay"
+    assert state["replay_file"].startswith("last-400-")
     assert load_ckpt(checkpoints / "step=200.ckpt")[DATA_KEY]["replay_file"] is None
 
 
 def test_resume_continues_env_steps_replay_and_wandb_run(trained_run, tmp_path):
     run_dir = tmp_path / "smoke"
     shutil.copytree(trained_run, run_dir)
-    first_replay = (run_dir / "checkpoints" / "last.replay").read_bytes()
+    first_replay = (run_dir / "checkpoints" / state_replay(run_dir / "checkpoints")).read_bytes()
     ok(smoke("fit", tmp_path, "--data.init_args.total_steps", "600"))
     state = load_ckpt(run_dir / "checkpoints" / "last.ckpt")[DATA_KEY]
     assert state["env_steps"] == 600
@@ -61,10 +68,10 @@ def test_resume_continues_env_steps_replay_and_wandb_run(trained_run, tmp_path):
     assert len(run_ids) == 1, "a resumed run continues the same W&B run"
 
     # A replay file from another save does not belong to this checkpoint: clear error, files untouched.
-    (run_dir / "checkpoints" / "last.replay").write_bytes(first_replay)
+    (run_dir / "checkpoints" / state_replay(run_dir / "checkpoints")).write_bytes(first_replay)
     result = smoke("fit", tmp_path, "--data.init_args.total_steps", "800")
     assert result.returncode != 0
-    assert "do not belong together" in result.stderr
+    assert "bytes instead of" in result.stderr
     assert load_ckpt(run_dir / "checkpoints" / "last.ckpt")[DATA_KEY]["env_steps"] == 600
 
 
@@ -77,7 +84,7 @@ def test_validate_from_checkpoint(trained_run):
 
 
 def test_a_file_that_is_not_a_checkpoint_is_named(trained_run):
-    bogus = trained_run / "checkpoints" / "last.replay"
+    bogus = trained_run / "checkpoints" / state_replay(trained_run / "checkpoints")
     result = smoke("validate", trained_run.parent, "--ckpt_path", str(bogus), "--trainer.logger", "false")
     assert result.returncode != 0
     assert f"--ckpt_path {bogus} is not a readable lit_rl checkpoint" in result.stderr

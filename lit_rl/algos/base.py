@@ -8,6 +8,7 @@ wraps any algorithm's ``explore`` here.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 
 import torch
@@ -18,6 +19,8 @@ from lit_rl.data.datamodule import EpisodeResult, PhaseEnd, RolloutContext
 from lit_rl.data.replay import Batch
 from lit_rl.explore import DEPConfig, DEPController, DEPSwitch
 from lit_rl.nets import ObservationNormalizer
+
+log = logging.getLogger(__name__)
 
 
 class PolyakTargets:
@@ -53,7 +56,13 @@ class OffPolicyAlgorithm(LightningModule):
             env with actuators.
         dep: the DEP block (deprl's key names, ``lit_rl.explore.DEPConfig``); its defaults when
             omitted.
+
+    A non-finite loss (NaN or inf) is not backpropagated, so the optimizer step that follows it
+    changes nothing; batches with one are counted (``train/nonfinite_batches``) and after
+    ``max_nonfinite_batches`` of them in a row training stops with an error.
     """
+
+    max_nonfinite_batches = 10
 
     def __init__(
         self,
@@ -85,6 +94,9 @@ class OffPolicyAlgorithm(LightningModule):
         self.register_buffer("action_high", torch.tensor(action_bounds[1], dtype=torch.float32))
         self.normalizer = ObservationNormalizer(observation_dim) if normalize_observations else None
         self._test_results: list[EpisodeResult] = []
+        self.nonfinite_batches = 0
+        self._nonfinite_in_a_row = 0
+        self._nonfinite_losses: list[str] = []  # in the current batch
 
     # ------------------------------------------------------------ acting (called by the data side)
 
@@ -186,11 +198,38 @@ class OffPolicyAlgorithm(LightningModule):
     def training_step(self, batch: Batch | PhaseEnd) -> None:
         if isinstance(batch, PhaseEnd):
             return
+        self._nonfinite_losses = []
         metrics = self.update(batch)
+        self._count_nonfinite()
         if batch.last_in_phase and self.normalizer is not None:
             self.normalizer.update()
         if self._should_log:
-            self.log_dict(metrics)
+            self.log_dict({**metrics, "train/nonfinite_batches": float(self.nonfinite_batches)})
+
+    def manual_backward(self, loss: torch.Tensor, *args, **kwargs) -> None:
+        # The optimizers zero gradients with set_to_none, so a skipped backward makes the next
+        # optimizer step skip every parameter: no update, no change to its moment estimates.
+        if not torch.isfinite(loss).all():
+            self._nonfinite_losses.append(f"{loss.item()}")
+            return
+        super().manual_backward(loss, *args, **kwargs)
+
+    def _count_nonfinite(self) -> None:
+        if not self._nonfinite_losses:
+            self._nonfinite_in_a_row = 0
+            return
+        self.nonfinite_batches += 1
+        self._nonfinite_in_a_row += 1
+        if self._nonfinite_in_a_row == 1:
+            log.warning("non-finite loss (%s): update skipped", ", ".join(self._nonfinite_losses))
+        if self._nonfinite_in_a_row >= self.max_nonfinite_batches:
+            datamodule = self.trainer.datamodule if self._trainer is not None else None
+            where = f" at env step {datamodule.env_steps}" if datamodule is not None else ""
+            raise RuntimeError(
+                f"{self._nonfinite_in_a_row} batches in a row had a non-finite loss{where} "
+                f"({', '.join(self._nonfinite_losses)}): training stopped instead of going on without "
+                "updates. Look for huge or non-finite rewards or observations, or lower the learning rates."
+            )
 
     @property
     def _should_log(self) -> bool:

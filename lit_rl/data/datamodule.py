@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,15 @@ from lit_rl.data.energy import AdaptiveEnergy, AdaptiveEnergyConfig
 from lit_rl.data.replay import Batch, ReplayBuffer
 from lit_rl.envs import EnvConfig, MuscleState, VectorEnvs, make_env, make_vector_envs
 from lit_rl.envs.make import ActionMap
+from lit_rl.video import (
+    EpisodeVideo,
+    VideoConfig,
+    VideoRecorder,
+    configure_rendering,
+    log_video,
+    rendering_config,
+    video_path,
+)
 
 if TYPE_CHECKING:
     from lit_rl.algos.base import OffPolicyAlgorithm
@@ -51,6 +61,15 @@ class ReplayConfig:
     steps_between_batches: int = 50
     batch_iterations: int = 50
     adaptive_energy: AdaptiveEnergyConfig | None = None
+
+    def __post_init__(self):
+        for key in ("size", "return_steps", "batch_size", "steps_between_batches", "batch_iterations"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"replay.{key} must be >= 1, got {getattr(self, key)}")
+        if self.steps_before_batches < 0:
+            raise ValueError(f"replay.steps_before_batches must be >= 0, got {self.steps_before_batches}")
+        if not 0.0 <= self.discount <= 1.0:
+            raise ValueError(f"replay.discount must be in [0, 1], got {self.discount}")
 
 
 class PhaseEnd:
@@ -118,6 +137,11 @@ class RolloutDataModule(pl.LightningDataModule):
         force_scale: weight of the actuator forces in the muscle states that DEP acts on
             (algorithms.md section 2; 0 uses lengths only). Muscle states are computed only when
             the module asks for them (``dep_mode`` > 0).
+        worker_timeout: seconds an env worker (``parallel`` > 1) may take for one step before it
+            counts as hung and is replaced (see ``lit_rl.envs.ParallelEnvs``).
+        record_video: render the first test episode(s) of each evaluation offscreen into
+            ``<run_dir>/videos/<env_steps>.mp4`` and log them to W&B (``lit_rl.video``); off by default.
+        video: how episodes are recorded (``lit_rl.video.VideoConfig``); its defaults when omitted.
     """
 
     def __init__(
@@ -133,22 +157,44 @@ class RolloutDataModule(pl.LightningDataModule):
         test_episodes: int = 5,
         seed: int | None = None,
         force_scale: float = 0.0,
+        worker_timeout: float = 60.0,
+        record_video: bool = False,
+        video: VideoConfig | None = None,
     ):
         super().__init__()
-        for key, value in (("total_steps", total_steps), ("epoch_steps", epoch_steps), ("save_steps", save_steps)):
+        replay = replay or ReplayConfig()
+        counts = {"total_steps": total_steps, "epoch_steps": epoch_steps, "save_steps": save_steps}
+        for key, value in {**counts, "parallel": parallel, "sequential": sequential}.items():
             if value < 1:
                 raise ValueError(f"{key} must be >= 1, got {value}")
+        if save_steps < epoch_steps:
+            raise ValueError(f"save_steps ({save_steps}) must be >= epoch_steps ({epoch_steps})")
+        if test_episodes < 0:
+            raise ValueError(f"test_episodes must be >= 0, got {test_episodes}")
+        if worker_timeout <= 0:
+            raise ValueError(f"worker_timeout must be > 0 seconds, got {worker_timeout}")
+        if replay.size // (parallel * sequential) < replay.return_steps:
+            raise ValueError(
+                f"replay.size {replay.size} is too small: it needs at least return_steps ({replay.return_steps}) "
+                f"rows for each of the {parallel * sequential} envs"
+            )
         self.env_config = env
         self.test_env_config = test_env or env
         self.parallel, self.sequential = parallel, sequential
         self.num_envs = parallel * sequential
-        self.replay_config = replay or ReplayConfig()
+        self.replay_config = replay
         self.total_steps = total_steps
         self.epoch_steps = epoch_steps
         self.save_steps = save_steps
         self.test_episodes = test_episodes
         self._seed = seed
         self.force_scale = force_scale
+        self.worker_timeout = worker_timeout
+        self.video = VideoRecorder(video) if record_video else None
+        if self.video is not None:
+            if test_episodes < 1:
+                raise ValueError("record_video needs test_episodes >= 1")
+            configure_rendering()  # sets MUJOCO_GL before the probe below imports mujoco
         # Spaces are needed before setup() (CLI links), so probe one env now.
         probe = make_env(env)
         self._action_map = ActionMap(probe.action_space, env)
@@ -170,6 +216,7 @@ class RolloutDataModule(pl.LightningDataModule):
         self._muscle_states: np.ndarray | None = None
         self._episode_starts: np.ndarray | None = None
         self._restored = False
+        self._epoch_end: int | None = None  # env step at which the running epoch ends
         self._replay_record: dict = {}  # set while a checkpoint that owns a replay file is written
         self._finished_since_log: list[tuple[float, int]] = []
         self._log_clock = (0, time.perf_counter())
@@ -192,13 +239,16 @@ class RolloutDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if self.test_env is None:
-            self.test_env = make_env(self.test_env_config)
+            if self.video is None:
+                self.test_env = make_env(self.test_env_config)
+            else:
+                self.test_env = make_env(rendering_config(self.test_env_config))
+                self.video.check(self.test_env, self.seed + 1_000_000)
             self._test_action_map = ActionMap(self.test_env.action_space, self.test_env_config)
         if stage == "fit" and self.envs is None:
             muscles = self.trainer.lightning_module.needs_muscle_states
-            self.envs = make_vector_envs(
-                self.env_config, self.parallel, self.sequential, self.seed, muscles, self.force_scale
-            )
+            args = (self.env_config, self.parallel, self.sequential, self.seed, muscles, self.force_scale)
+            self.envs = make_vector_envs(*args, worker_timeout=self.worker_timeout)
             cfg = self.replay_config
             self.replay = ReplayBuffer(
                 cfg.size,
@@ -253,7 +303,12 @@ class RolloutDataModule(pl.LightningDataModule):
     def _rollout(self) -> Iterator[Batch | PhaseEnd]:
         """One epoch: collect, and yield batches whenever the schedule triggers a phase."""
         cfg = self.replay_config
-        epoch_end = min(self.total_steps, (self.env_steps // self.epoch_steps + 1) * self.epoch_steps)
+        # A checkpoint taken at an epoch's last cut resumes into that epoch: end it (and so evaluate)
+        # as the uninterrupted run did.
+        epoch_end = self._epoch_end
+        if epoch_end is None or epoch_end < self.env_steps:
+            epoch_end = min(self.total_steps, (self.env_steps // self.epoch_steps + 1) * self.epoch_steps)
+        self._epoch_end = epoch_end
         if self._observations is None:
             self._start_envs()
         while True:
@@ -270,6 +325,7 @@ class RolloutDataModule(pl.LightningDataModule):
                     yield PHASE_END
             if self.env_steps >= epoch_end:
                 self._at_cut = True
+                self._epoch_end = None
                 yield PHASE_END  # every epoch yields at least one item, so evaluation always runs
                 return
             with self._acting_threads():
@@ -373,6 +429,7 @@ class RolloutDataModule(pl.LightningDataModule):
             muscles = MuscleState(len(MuscleState.read(self.test_env)[0]), self.force_scale)
         for index in range(self.test_episodes):
             obs, _ = self.test_env.reset(seed=self.seed + 1_000_000 + index)
+            video = self._start_video(index)
             total, length, done = 0.0, 0, False
             while not done:
                 obs_t = torch.as_tensor(np.asarray(obs, np.float32).reshape(1, -1), device=agent.device)
@@ -381,11 +438,34 @@ class RolloutDataModule(pl.LightningDataModule):
                     muscle_t = torch.as_tensor(muscles(*MuscleState.read(self.test_env)), dtype=torch.float32)[None]
                 with torch.no_grad():
                     action = agent.act_for_evaluation(obs_t, muscle_t)[0].cpu().numpy()
-                obs, reward, terminated, truncated, _ = self.test_env.step(self._test_action_map(action))
+                try:
+                    obs, reward, terminated, truncated, _ = self.test_env.step(self._test_action_map(action))
+                    fault = not (np.isfinite(obs).all() and np.isfinite(reward))
+                except Exception:  # noqa: BLE001 - a simulator fault ends the test episode, as in training
+                    fault = True
+                if fault:
+                    log.warning("simulator fault in test episode %d: the episode ends there", index)
+                    self.faults += 1
+                    reward, terminated, truncated = 0.0, True, False
                 total += float(reward)
                 length += 1
                 done = terminated or truncated
+                if video is not None and not fault:
+                    video.capture(self.test_env)
+            if video is not None:
+                self._finish_video(video, index)
             yield EpisodeResult(total, length)
+
+    def _start_video(self, index: int) -> EpisodeVideo | None:
+        if self.video is None or index >= self.video.config.episodes or not self.trainer.is_global_zero:
+            return None
+        # default_root_dir is the run directory under the CLI
+        return self.video.start(self.test_env, video_path(self.trainer.default_root_dir, self.env_steps, index))
+
+    def _finish_video(self, video: EpisodeVideo, index: int) -> None:
+        path = video.finish()
+        log.info("test episode %d video: %s (%d frames at %.3g fps)", index, path, video.frames, video.fps)
+        log_video(self.trainer, path, self.env_steps, index)
 
     # ----------------------------------------------------------------- checkpoints
 
@@ -396,6 +476,7 @@ class RolloutDataModule(pl.LightningDataModule):
             "faults": self.faults,
             "last_phase_steps": self._last_phase_steps,
             "pending_batches": self._pending_batches,
+            "epoch_end": self._epoch_end,
             "torch_rng": torch.get_rng_state(),
             "replay_file": None,
             **self._replay_record,
@@ -414,6 +495,7 @@ class RolloutDataModule(pl.LightningDataModule):
         self.faults = state.get("faults", 0)
         self._last_phase_steps = state["last_phase_steps"]
         self._pending_batches = state["pending_batches"]
+        self._epoch_end = state.get("epoch_end")
         self._log_clock = (self.env_steps, time.perf_counter())
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and torch.cuda.is_available():
@@ -439,7 +521,13 @@ class RolloutDataModule(pl.LightningDataModule):
             raise FileNotFoundError(
                 f"checkpoint {self.trainer.ckpt_path} needs its replay file {path}, which is missing"
             )
-        self.replay.load(path)
+        size = path.stat().st_size
+        if "replay_bytes" in state and size != state["replay_bytes"]:
+            raise ValueError(
+                f"replay file {path} has {size} bytes, checkpoint {self.trainer.ckpt_path} recorded "
+                f"{state['replay_bytes']}: it is truncated or from another save"
+            )
+        self.replay.load(path, token=state.get("replay_token"))
         if (self.replay.index, self.replay.filled) != tuple(state["replay_position"]):
             raise ValueError(
                 f"replay file {path} was written at a different step than checkpoint {self.trainer.ckpt_path}; "
@@ -448,9 +536,16 @@ class RolloutDataModule(pl.LightningDataModule):
 
     @contextmanager
     def replay_saved_to(self, path: Path) -> Iterator[None]:
-        """Write the replay to ``path``; a checkpoint saved inside the block records that file."""
-        self.replay.save(path)
-        self._replay_record = {"replay_file": path.name, "replay_position": [self.replay.index, self.replay.filled]}
+        """Write the replay to ``path``; a checkpoint saved inside the block records that file, its
+        size and a random token stored in it, and loads it only if all three match."""
+        token = secrets.token_hex(8)
+        size = self.replay.save(path, token)
+        self._replay_record = {
+            "replay_file": path.name,
+            "replay_position": [self.replay.index, self.replay.filled],
+            "replay_token": token,
+            "replay_bytes": size,
+        }
         try:
             yield
         finally:

@@ -140,21 +140,31 @@ class ReplayBuffer:
             "shapes": {name: list(getattr(self, name).shape[2:]) for name in self._FIELDS},
         }
 
-    def save(self, path: str | Path) -> None:
-        """Write to ``path`` atomically (temporary file, then rename)."""
+    def save(self, path: str | Path, token: str = "") -> int:
+        """Write to ``path`` atomically (temporary file, fsync, rename); ``token`` is stored in the
+        header so that a checkpoint can tell its own replay file from another. Returns the size."""
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(json.dumps(self._header()).encode() + b"\n")
-            for name in self._FIELDS if self.filled else ():
-                f.write(memoryview(getattr(self, name)[: self.filled].numpy()).cast("B"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(json.dumps({**self._header(), "token": token}).encode() + b"\n")
+                for name in self._FIELDS if self.filled else ():
+                    f.write(memoryview(getattr(self, name)[: self.filled].numpy()).cast("B"))
+                f.flush()
+                os.fsync(f.fileno())
+                size = f.tell()
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return size
 
-    def load(self, path: str | Path) -> None:
+    def load(self, path: str | Path, token: str | None = None) -> None:
+        """Read a file written by ``save``; with ``token``, it must be the one saved with it."""
         with open(path, "rb") as f:
             header = json.loads(f.readline())
+            if token is not None and header.get("token") != token:
+                raise ValueError(f"replay file {path} is not the one its checkpoint was saved with (token mismatch)")
             mine = self._header()
             for key in ("rows", "num_envs", "shapes"):
                 if header[key] != mine[key]:

@@ -7,7 +7,9 @@ same code runs in-process (``SequentialEnvs``) and in worker processes over shar
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
+import time
 import traceback
 from dataclasses import dataclass, field
 
@@ -15,7 +17,11 @@ import numpy as np
 
 from lit_rl.envs.make import ActionMap, EnvConfig, make_env
 
+log = logging.getLogger(__name__)
+
 MAX_RESET_TRIES = 10
+MAX_WORKER_RESTARTS = 5  # per worker: a worker that keeps dying is a broken env, not bad luck
+REPLACEMENT_SEED_STRIDE = 1_000_003  # seeds of replaced envs, far from the run's own seeds
 
 
 @dataclass
@@ -115,11 +121,17 @@ class EnvGroup:
 
     A simulator fault (an exception in ``step`` such as a MuJoCo instability, or a non-finite
     observation or reward) ends that episode as a termination with reward 0, resets the env and
-    counts the fault; training goes on."""
+    counts the fault; training goes on. An env whose ``reset`` raises is closed and replaced by a
+    new one (seeded from its seed), also counted as a fault."""
 
     def __init__(self, config: EnvConfig, seeds: list[int], arrays: dict, lo: int, muscle_states: bool, force_scale):
+        self.config = config
         self.envs = [make_env(config) for _ in seeds]
         self.seeds = seeds
+        self.replacements = 0
+        # RNG state of each env just before its last unseeded reset: an env that is at the start
+        # of an episode reports it, so a resumed run redraws the very same initial state.
+        self._start_rng: list[dict | None] = [None] * len(seeds)
         self.action_map = ActionMap(self.envs[0].action_space, config)
         self.a = {name: array[lo : lo + len(seeds)] for name, array in arrays.items()}
         self.muscles = None
@@ -136,15 +148,30 @@ class EnvGroup:
 
     def _reset_env(self, j: int, seed: int | None) -> None:
         for _ in range(MAX_RESET_TRIES):
-            obs, _ = self.envs[j].reset(seed=seed)
-            obs = np.asarray(obs, np.float32).reshape(-1)
-            if np.isfinite(obs).all():
-                self.a["observations"][j] = obs
-                self._sense(j)
-                return
+            self._start_rng[j] = None if seed is not None else self.envs[j].unwrapped.np_random.bit_generator.state
+            try:
+                obs, _ = self.envs[j].reset(seed=seed)
+                obs = np.asarray(obs, np.float32).reshape(-1)
+                if np.isfinite(obs).all():
+                    self.a["observations"][j] = obs
+                    self._sense(j)
+                    return
+                seed = None
+            except Exception:  # noqa: BLE001 - a broken simulator instance is replaced, whatever it raised
+                seed = self._replace_env(j)
             self.a["faults"][j] += 1
-            seed = None
-        raise RuntimeError(f"env {self.envs[j].spec.id}: {MAX_RESET_TRIES} resets in a row gave NaN observations")
+        raise RuntimeError(
+            f"env {self.config.id}: {MAX_RESET_TRIES} resets in a row failed (exceptions or NaN observations)"
+        )
+
+    def _replace_env(self, j: int) -> int:
+        try:
+            self.envs[j].close()
+        except Exception:  # noqa: BLE001 - the broken env may not even close
+            pass
+        self.envs[j] = make_env(self.config)
+        self.replacements += 1
+        return self.seeds[j] + REPLACEMENT_SEED_STRIDE * self.replacements
 
     def reset(self) -> None:
         for j in range(len(self.envs)):
@@ -179,7 +206,12 @@ class EnvGroup:
                 self._sense(j)
 
     def rng_states(self) -> list[dict]:
-        return [env.unwrapped.np_random.bit_generator.state for env in self.envs]
+        """Per env, the RNG state a resumed run restores before resetting the env: for an env at
+        the start of an episode the state before that reset, otherwise the current one."""
+        return [
+            start if start is not None and length == 0 else env.unwrapped.np_random.bit_generator.state
+            for env, start, length in zip(self.envs, self._start_rng, self._lengths, strict=True)
+        ]
 
     def set_rng_states(self, states: list[dict]) -> None:
         for env, state in zip(self.envs, states, strict=True):
@@ -295,11 +327,23 @@ def _worker(index: int, config, seeds, shared_arrays, lo, muscle_states, force_s
             pass
 
 
+class WorkerLost(Exception):
+    """An env worker died or stopped answering."""
+
+
 class ParallelEnvs(VectorEnvs):
     """``parallel`` worker processes, each stepping ``sequential`` envs. Actions, observations,
     rewards, flags and muscle states go through shared memory; per step the main process sends
-    each worker one byte and waits for one byte back. A worker that dies raises here with its
-    traceback or exit code."""
+    each worker one byte and waits for one byte back.
+
+    A worker that dies (killed from outside, a segfaulting simulator) or does not answer within
+    ``worker_timeout`` seconds (a hung simulator) is killed and replaced by a new one whose envs
+    start new episodes (seeded away from the run's seeds); the step its envs were in ends as a
+    fault (terminated, reward 0) and is counted like a simulator fault. After
+    ``MAX_WORKER_RESTARTS`` replacements of one worker the run stops with an error naming it.
+    Starting a worker (making its envs) may take ``startup_factor`` times longer."""
+
+    startup_factor = 10
 
     def __init__(
         self,
@@ -309,59 +353,121 @@ class ParallelEnvs(VectorEnvs):
         seed: int,
         muscle_states: bool = False,
         force_scale: float = 0.0,
+        worker_timeout: float = 60.0,
     ):
         super().__init__(config, parallel, sequential, seed, muscle_states)
-        shared = allocate(self.num_envs, self.obs_dim, self.action_space.shape[0], self.num_muscles, shared=True)
-        self.arrays = views(shared)
-        context = mp.get_context("spawn")  # fork is unsafe next to torch and logger threads
-        self.conns, self.processes = [], []
+        if worker_timeout <= 0:
+            raise ValueError(f"worker_timeout must be > 0 seconds, got {worker_timeout}")
+        self.config, self.force_scale, self.worker_timeout = config, force_scale, worker_timeout
+        self._shared = allocate(self.num_envs, self.obs_dim, self.action_space.shape[0], self.num_muscles, shared=True)
+        self.arrays = views(self._shared)
+        self._context = mp.get_context("spawn")  # fork is unsafe next to torch and logger threads
+        self.conns, self.processes = [None] * parallel, [None] * parallel
+        self.restarts = [0] * parallel
+        # Running return and length per env, to report an episode cut short by a lost worker.
+        self._returns = np.zeros(self.num_envs)
+        self._lengths = np.zeros(self.num_envs, np.int64)
         for i in range(parallel):
-            parent, child = context.Pipe()
-            args = (i, config, self.seeds(i), shared, i * sequential, muscle_states, force_scale, child)
-            process = context.Process(target=_worker, args=args, daemon=True, name=f"lit_rl-env-worker-{i}")
-            process.start()
-            child.close()
-            self.conns.append(parent)
-            self.processes.append(process)
-        self._wait_all()
+            self._start_worker(i, self.seeds(i))
+        for i in range(parallel):
+            self._wait_or_raise(i, self.worker_timeout * self.startup_factor)
 
-    def _wait(self, i: int) -> bytes:
+    def _start_worker(self, i: int, seeds: list[int]) -> None:
+        parent, child = self._context.Pipe()
+        args = (i, self.config, seeds, self._shared, i * self.sequential, self.with_muscles, self.force_scale, child)
+        process = self._context.Process(target=_worker, args=args, daemon=True, name=f"lit_rl-env-worker-{i}")
+        process.start()
+        child.close()
+        self.conns[i], self.processes[i] = parent, process
+
+    def _wait(self, i: int, timeout: float) -> bytes:
         conn, process = self.conns[i], self.processes[i]
-        while not conn.poll(1.0):
+        deadline = time.monotonic() + timeout
+        while not conn.poll(min(1.0, max(deadline - time.monotonic(), 0.0))):
             if not process.is_alive():
-                raise RuntimeError(f"env worker {i} died (exit code {process.exitcode})")
+                raise WorkerLost(f"died (exit code {process.exitcode})")
+            if time.monotonic() >= deadline:
+                raise WorkerLost(f"did not answer within {timeout:g} s (hung)")
         try:
             message = conn.recv_bytes()
-        except (EOFError, ConnectionResetError) as error:
-            raise RuntimeError(f"env worker {i} died (exit code {process.exitcode})") from error
+        except (EOFError, ConnectionResetError, OSError) as error:
+            process.join(timeout=1)
+            raise WorkerLost(f"died (exit code {process.exitcode})") from error
         if message.startswith(b"e"):
             raise RuntimeError(f"env worker {i} failed:\n{message[1:].decode()}")
         return message
 
-    def _wait_all(self) -> None:
-        for i in range(self.parallel):
-            self._wait(i)
+    def _wait_or_raise(self, i: int, timeout: float | None = None) -> bytes:
+        try:
+            return self._wait(i, self.worker_timeout if timeout is None else timeout)
+        except WorkerLost as error:
+            raise RuntimeError(f"env worker {i} {error}") from None
 
-    def _broadcast(self, command: bytes) -> None:
+    def _replace_worker(self, i: int, reason: WorkerLost) -> None:
+        self.restarts[i] += 1
+        if self.restarts[i] > MAX_WORKER_RESTARTS:
+            raise RuntimeError(
+                f"env worker {i} {reason}, and it was replaced {MAX_WORKER_RESTARTS} times already: giving up "
+                f"(env {self.config.id})"
+            )
+        log.warning("env worker %d %s: replacing it; its %d envs start new episodes", i, reason, self.sequential)
+        process = self.processes[i]
+        if process.is_alive():
+            process.kill()  # before a new worker writes the same shared slots
+        process.join(timeout=10)
+        self.conns[i].close()
+        self._start_worker(i, [s + self.num_envs * self.restarts[i] for s in self.seeds(i)])
+        self._wait_or_raise(i, self.worker_timeout * self.startup_factor)
+        self.conns[i].send_bytes(b"r")
+        self._wait_or_raise(i)
+
+    def _broadcast(self, command: bytes) -> list[int]:
+        """Send ``command`` to every worker and wait; returns the workers that had to be replaced."""
+        lost = []
         for conn in self.conns:
-            conn.send_bytes(command)
-        self._wait_all()
+            try:
+                conn.send_bytes(command)
+            except (BrokenPipeError, OSError):
+                pass  # a dead worker: found by the wait below
+        for i in range(self.parallel):
+            try:
+                self._wait(i, self.worker_timeout)
+            except WorkerLost as reason:
+                self._replace_worker(i, reason)
+                lost.append(i)
+        return lost
 
     def reset(self) -> np.ndarray:
         self._broadcast(b"r")
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
         return self.arrays["observations"].copy()
 
     def step(self, actions: np.ndarray) -> Step:
-        self.arrays["actions"][:] = actions
-        self._broadcast(b"s")
-        return self._collect(self.arrays)
+        a = self.arrays
+        a["actions"][:] = actions
+        # A replacement resets its envs, so keep what the lost step needs: the observations acted on.
+        observations = a["observations"].copy()
+        lost = self._broadcast(b"s")
+        for i in lost:  # the lost step ends as a fault: terminated, reward 0, no bootstrapping
+            envs = slice(i * self.sequential, (i + 1) * self.sequential)
+            a["next_observations"][envs] = observations[envs]
+            a["rewards"][envs], a["terminated"][envs], a["truncated"][envs] = 0.0, True, False
+            a["episode_returns"][envs] = self._returns[envs]
+            a["episode_lengths"][envs] = self._lengths[envs] + 1
+            a["faults"][envs] += 1
+        resets = a["terminated"] | a["truncated"]
+        self._returns += a["rewards"]
+        self._lengths += 1
+        self._returns[resets], self._lengths[resets] = 0.0, 0
+        return self._collect(a)
 
     def rng_states(self) -> list[dict]:
         states = []
         for i, conn in enumerate(self.conns):
             conn.send_bytes(b"g")
-            if not conn.poll(60):
-                raise RuntimeError(f"env worker {i} did not answer")
+            if not conn.poll(self.worker_timeout):
+                raise RuntimeError(f"env worker {i} did not answer within {self.worker_timeout:g} s")
             states.extend(conn.recv())
         return states
 
@@ -371,10 +477,13 @@ class ParallelEnvs(VectorEnvs):
         for i, conn in enumerate(self.conns):
             conn.send_bytes(b"p")
             conn.send(states[i * self.sequential : (i + 1) * self.sequential])
-        self._wait_all()
+        for i in range(self.parallel):
+            self._wait_or_raise(i)
 
     def close(self) -> None:
         for conn, process in zip(self.conns, self.processes, strict=True):
+            if process is None:
+                continue
             if process.is_alive():
                 try:
                     conn.send_bytes(b"c")
@@ -383,12 +492,20 @@ class ParallelEnvs(VectorEnvs):
             process.join(timeout=5)
             if process.is_alive():
                 process.kill()
+                process.join(timeout=5)
+            conn.close()
         self.conns, self.processes = [], []
 
 
 def make_vector_envs(
-    config: EnvConfig, parallel: int, sequential: int, seed: int, muscle_states: bool = False, force_scale=0.0
+    config: EnvConfig,
+    parallel: int,
+    sequential: int,
+    seed: int,
+    muscle_states: bool = False,
+    force_scale=0.0,
+    worker_timeout: float = 60.0,
 ) -> VectorEnvs:
     if parallel == 1:
         return SequentialEnvs(config, sequential, seed, muscle_states, force_scale)
-    return ParallelEnvs(config, parallel, sequential, seed, muscle_states, force_scale)
+    return ParallelEnvs(config, parallel, sequential, seed, muscle_states, force_scale, worker_timeout)

@@ -1,0 +1,228 @@
+"""Bad input (issue 6, point 5): each gives one clear error naming the problem before any env
+worker starts or anything is written, and nothing already saved changes. The CLI runs in-process
+(``lit_rl.cli.main``, as ``python -m lit_rl`` does) to keep the table fast; one case also runs as a
+subprocess to check that the user sees one line, not a traceback."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lit_rl.cli import main
+from tests.conftest import ROOT, SMOKE, run_cli
+
+SMOKE_MPO = ROOT / "configs" / "smoke" / "mpo_pendulum.yaml"
+CAR = ["--data.init_args.env.id", "MountainCarContinuous-v0", "--data.init_args.env.make_kwargs", "{}"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A finished 200-step DDPG smoke run."""
+    working_dir = tmp_path_factory.mktemp("trained")
+    result = run_cli(
+        "fit", "--config", str(SMOKE), "--working_dir", str(working_dir), "--name", "smoke",
+        "--trainer.logger", "false", "--data.init_args.total_steps", "200",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return working_dir / "smoke"
+
+
+@pytest.fixture(autouse=True)
+def cli_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["lit_rl"])  # pytest's own arguments are not the CLI's
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def fails(args: list[str], capsys) -> str:
+    """Run the CLI, expect it to stop with an error, return the message the user sees."""
+    with pytest.raises(SystemExit) as stopped:
+        main(args)
+    assert stopped.value.code != 0
+    err = capsys.readouterr().err
+    return stopped.value.code if isinstance(stopped.value.code, str) else err
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def scribble(path: Path) -> None:
+    path.write_bytes(bytes(range(256)) * 16)
+
+
+def replay_of(last: Path) -> Path:
+    return last.parent / torch.load(last, weights_only=True)["RolloutDataModule"]["replay_file"]
+
+
+def drop_replay(last: Path) -> None:
+    replay_of(last).unlink()
+
+
+def truncate_replay(last: Path) -> None:
+    truncate(replay_of(last))
+
+
+CASES = {
+    # name: (extra arguments, expected text in the message)
+    "unknown key": (["--model.init_args.not_a_key", "1"], "not_a_key"),
+    "wrong type": (["--data.init_args.total_steps", "many"], "total_steps"),
+    "code in a string": (
+        ["--data.init_args.total_steps", "__import__('os').system('touch {tmp}/pwned')"],
+        "total_steps",
+    ),
+    "class path that is not an algorithm": (["--model", "os.system"], "os.system"),
+    "batch_size 0": (["--data.init_args.replay.batch_size", "0"], "replay.batch_size must be >= 1, got 0"),
+    "parallel 0": (["--data.init_args.parallel", "0"], "parallel must be >= 1, got 0"),
+    "sequential -1": (["--data.init_args.sequential", "-1"], "sequential must be >= 1, got -1"),
+    "return_steps 0": (["--data.init_args.replay.return_steps", "0"], "replay.return_steps must be >= 1, got 0"),
+    "negative replay size": (["--data.init_args.replay.size", "-5"], "replay.size must be >= 1, got -5"),
+    "replay too small for the envs": (["--data.init_args.replay.size", "4"], "replay.size 4 is too small"),
+    "discount above 1": (["--data.init_args.replay.discount", "1.5"], "replay.discount must be in [0, 1]"),
+    "total_steps 0": (["--data.init_args.total_steps", "0"], "total_steps must be >= 1, got 0"),
+    "save_steps < epoch_steps": (
+        ["--data.init_args.save_steps", "100"],
+        "save_steps (100) must be >= epoch_steps (200)",
+    ),
+    "worker_timeout 0": (["--data.init_args.worker_timeout", "0"], "worker_timeout must be > 0"),
+    "keep_checkpoints 0": (["--keep_checkpoints", "0"], "keep_checkpoints must be >= 1"),
+    "unknown env id": (["--data.init_args.env.id", "Pendulim-v1"], "Closest registered ids: Pendulum-v1"),
+    "missing env package": (["--data.init_args.env.imports", "[no_such_env_pkg]"], "'no_such_env_pkg' failed"),
+    "missing checkpoint path": (["--ckpt_path", "{tmp}/nothing.ckpt"], "nothing.ckpt: no such checkpoint file"),
+    "ckpt_path last without a checkpoint": (
+        ["--name", "empty", "--ckpt_path", "last"],
+        "--ckpt_path last: there is no",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_config_names_the_problem(case, tmp_path, capsys):
+    extra, expected = CASES[case]
+    extra = [arg.format(tmp=tmp_path) for arg in extra]
+    args = ["fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--name", "run", "--trainer.logger", "false"]
+    message = fails([*args, *extra], capsys)
+    assert expected in message, message
+    assert not (tmp_path / "pwned").exists()
+    assert not list(tmp_path.rglob("*.ckpt")), "nothing was trained"
+
+
+# Checkpoint cases: (how the trained run's last.ckpt is damaged, config, extra arguments, expected text)
+CHECKPOINT_CASES = {
+    "corrupt checkpoint": (scribble, SMOKE, [], "is not a readable lit_rl checkpoint"),
+    "truncated checkpoint": (truncate, SMOKE, [], "is not a readable lit_rl checkpoint"),
+    "checkpoint of another algorithm": (None, SMOKE_MPO, [], "was written by lit_rl.algos.DDPG, but the config trains"),
+    "checkpoint with other spaces": (None, SMOKE, CAR, "observations of size 3"),
+    "missing replay file": (drop_replay, SMOKE, [], ".replay, which is missing"),
+    "truncated replay file": (truncate_replay, SMOKE, [], "bytes instead of"),
+}
+
+
+@pytest.mark.parametrize("case", CHECKPOINT_CASES)
+@pytest.mark.parametrize("how", ["auto-resume", "--ckpt_path"])
+def test_bad_checkpoint_names_the_problem_and_nothing_changes(case, how, trained, tmp_path, capsys):
+    damage, config, extra, expected = CHECKPOINT_CASES[case]
+    run_dir = tmp_path / "smoke"
+    shutil.copytree(trained, run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if damage is not None:
+        damage(last)
+    before = snapshot(run_dir)
+    args = [
+        "fit",
+        "--config",
+        str(config),
+        "--working_dir",
+        str(tmp_path),
+        "--name",
+        "smoke",
+        "--trainer.logger",
+        "false",
+    ]
+    if how == "--ckpt_path":
+        args += ["--ckpt_path", str(last)]
+    message = fails([*args, *extra], capsys)
+    assert expected in message and str(last) in message, message
+    assert snapshot(run_dir) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["smoke"]
+
+
+def test_the_user_sees_one_line_not_a_traceback(tmp_path):
+    result = run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--data.init_args.parallel", "0")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == "lit_rl: error: parallel must be >= 1, got 0"
+    assert "Traceback" not in result.stderr
+
+
+def mount_tmpfs(path: Path, options: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {result.stderr.decode().strip()}")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB filesystem (tmpfs; needs root)."""
+    mount_tmpfs(tmp_path / "disk", "size=1M")
+    yield tmp_path / "disk"
+    subprocess.run(["umount", str(tmp_path / "disk")], check=True)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path, trained):
+    """A read-only folder holding a copy of the trained run: a read-only mount as root (root
+    ignores file modes), a folder without write permission otherwise."""
+    folder = tmp_path / "ro"
+    if os.geteuid() == 0:
+        mount_tmpfs(folder, "size=16M")
+        shutil.copytree(trained, folder / "smoke")
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        yield folder
+        subprocess.run(["umount", str(folder)], check=True)
+    else:
+        shutil.copytree(trained, folder / "smoke")
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        yield folder
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o755)
+
+
+@pytest.mark.parametrize("resume", ["true", "false"])
+def test_read_only_output_directory(read_only_dir, resume, capsys):
+    before = snapshot(read_only_dir)
+    args = ["fit", "--config", str(SMOKE), "--working_dir", str(read_only_dir), "--name", "smoke"]
+    message = fails(
+        [*args, "--trainer.logger", "false", "--resume", resume, "--data.init_args.total_steps", "400"], capsys
+    )
+    assert f"output directory {read_only_dir} is not writable" in message, message
+    assert snapshot(read_only_dir) == before
+
+
+def test_full_output_directory(small_disk, capsys):
+    args = ["fit", "--config", str(SMOKE), "--working_dir", str(small_disk), "--trainer.logger", "false"]
+    message = fails([*args, "--data.init_args.replay.size", "100000"], capsys)
+    assert f"not enough free disk space in {small_disk}" in message, message
+    assert not list(small_disk.rglob("*.ckpt"))
+
+
+def test_a_save_that_hits_a_full_disk_keeps_the_previous_checkpoint(small_disk):
+    from lit_rl.callbacks import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    path = small_disk / "last.ckpt"
+    io.save_checkpoint({"step": torch.tensor(1)}, path)
+    with pytest.raises(OSError, match="No space left"):
+        io.save_checkpoint({"step": torch.tensor(2), "big": torch.zeros(1_000_000)}, path)
+    assert torch.load(path, weights_only=True)["step"] == 1
+    assert [p.name for p in small_disk.iterdir()] == ["last.ckpt"], "the partial temporary file is removed"

@@ -1,0 +1,264 @@
+"""Crash safety and exact resume (issue 6, points 1-3): real training subprocesses killed with
+SIGKILL mid-run and mid-save, resumed with ``--ckpt_path last``, and compared tensor by tensor
+with a run that was never interrupted."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lit_rl.data.replay import ReplayBuffer
+from tests.conftest import ROOT, SMOKE, run_cli
+
+DATA_KEY = "RolloutDataModule"
+SMOKE_DEP = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
+QUIET = ["--trainer.enable_progress_bar", "false"]
+# The smoke run: 2 envs, 50-step episodes, so every save (each 200 env steps) falls where all
+# episodes have just ended; see RELIABILITY.md for resumes in the middle of episodes.
+DDPG = ["--config", str(SMOKE), *QUIET]
+CRASH = "--trainer.callbacks+=tests.crash_helpers.CrashOnSave"
+
+
+def fit(working_dir: Path, name: str, *extra: str) -> None:
+    result = run_cli("fit", *DDPG, "--working_dir", str(working_dir), "--name", name, *extra)
+    assert result.returncode == 0, result.stderr[-5000:]
+
+
+def start_fit(working_dir: Path, name: str, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(ROOT)}
+    # W&B writes its history to disk every 15 s by default: flush often enough for a short run.
+    env["WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"] = "0.5"
+    log = open(working_dir / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+    command = [sys.executable, "-m", "lit_rl", "fit", *args, "--working_dir", str(working_dir), "--name", name]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+
+
+def kill_when(process: subprocess.Popen, condition, timeout: float = 240) -> None:
+    """SIGKILL the training process as soon as ``condition()`` holds (``None``: it kills itself),
+    as the OOM killer would."""
+    deadline = time.monotonic() + timeout
+    try:
+        while condition is not None and not condition():
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "the run did not get there in time"
+            time.sleep(0.002)
+        if condition is not None:
+            os.kill(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=timeout) == -signal.SIGKILL
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # whatever it started (W&B service)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=30)
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, weights_only=True, map_location="cpu")
+
+
+def read_replay(checkpoints: Path) -> dict[str, torch.Tensor]:
+    """The filled rows of the replay file that ``last.ckpt`` records, read as the run would."""
+    state = load(checkpoints / "last.ckpt")[DATA_KEY]
+    path = checkpoints / state["replay_file"]
+    with open(path, "rb") as f:
+        header = json.loads(f.readline())
+    obs, act = header["shapes"]["observations"][0], header["shapes"]["actions"][0]
+    replay = ReplayBuffer(header["rows"] * header["num_envs"], header["num_envs"], obs, act, header["return_steps"])
+    replay.load(path, token=state["replay_token"])
+    assert path.stat().st_size == state["replay_bytes"]
+    fields = {name: getattr(replay, name)[: replay.filled] for name in ReplayBuffer._FIELDS}
+    return {**fields, "position": torch.tensor([replay.index, replay.filled])}
+
+
+def same(x, y) -> bool:
+    return torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
+
+
+def assert_equal_tensors(a: dict, b: dict, what: str) -> None:
+    assert a.keys() == b.keys(), what
+    for key in a:
+        assert same(a[key], b[key]), f"{what}: {key} differs"
+
+
+def assert_same_state(a: dict, b: dict, data_keys) -> None:
+    assert_equal_tensors(a["state_dict"], b["state_dict"], "weights and normaliser")
+    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
+        for param_a, param_b in zip(opt_a["state"].values(), opt_b["state"].values(), strict=True):
+            assert_equal_tensors(param_a, param_b, "optimizer state")
+    for key in data_keys:
+        assert same(a[DATA_KEY][key], b[DATA_KEY][key]), f"DataModule state {key} differs"
+
+
+RUN_STATE = ["env_steps", "episodes", "faults", "last_phase_steps", "pending_batches", "torch_rng", "env_rng"]
+
+
+def assert_same_run(checkpoints: Path, reference: Path) -> None:
+    a, b = load(checkpoints / "last.ckpt"), load(reference / "last.ckpt")
+    assert_same_state(a, b, [*RUN_STATE, "replay_position"])
+    assert (a["global_step"], a["epoch"]) == (b["global_step"], b["epoch"])
+    assert_equal_tensors(read_replay(checkpoints), read_replay(reference), "replay")
+
+
+def logged_env_steps(run_file: Path) -> list[float]:
+    """The ``env_steps`` values in an offline W&B run file (protobuf history items: key, then value_json)."""
+    data = run_file.read_bytes()
+    return [float(data[m.end() : m.end() + m.group(1)[0]]) for m in re.finditer(rb"\x12\tenv_steps\x82\x01(.)", data)]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The checkpoints of an uninterrupted 400-step run, keeping one periodic checkpoint."""
+    working_dir = tmp_path_factory.mktemp("reference")
+    fit(working_dir, "reference", "--trainer.logger", "false", "--keep_checkpoints", "1")
+    return working_dir / "reference" / "checkpoints"
+
+
+def test_keep_checkpoints_deletes_old_checkpoints_and_their_side_files(reference):
+    replay = load(reference / "last.ckpt")[DATA_KEY]["replay_file"]
+    assert sorted(p.name for p in reference.iterdir()) == sorted(["last.ckpt", "step=400.ckpt", replay])
+
+
+def test_half_then_resume_equals_one_run(reference, tmp_path):
+    """Point 3: N/2 steps, a resume, N/2 more end exactly where N steps in one go end."""
+    fit(tmp_path, "split", "--trainer.logger", "false", "--data.init_args.total_steps", "200")
+    fit(tmp_path, "split", "--trainer.logger", "false")
+    assert_same_run(tmp_path / "split" / "checkpoints", reference)
+
+
+def test_kill_9_mid_training_then_resume_loses_nothing_saved(reference, tmp_path):
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    process = start_fit(tmp_path, "killed", *DDPG)
+    kill_when(process, lambda: (checkpoints / "last.ckpt").is_file())
+    saved = load(checkpoints / "last.ckpt")[DATA_KEY]["env_steps"]
+    assert saved == 200
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "lit_rl", "fit", *DDPG, "--working_dir", str(tmp_path), "--name", "killed"]
+        + ["--ckpt_path", "last"],
+        cwd=ROOT,
+        env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-5000:]
+    assert_same_run(checkpoints, reference)
+    assert not list(checkpoints.glob("*.tmp"))
+    assert len(list(checkpoints.glob("*.replay"))) == 1
+
+    # W&B: the resumed run continues the killed run's id; its history picks up after the checkpoint.
+    runs = sorted((tmp_path / "killed" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 2 and len({p.name for p in runs}) == 1, runs
+    before, after = logged_env_steps(runs[0]), logged_env_steps(runs[1])
+    assert before and max(before) >= 100, "the killed run's history, as far as W&B had flushed it, is on disk"
+    assert after and min(after) >= saved and max(after) == 400
+
+
+@pytest.mark.parametrize(
+    ("kill", "expected_steps"),
+    [
+        # between writing the new replay file and writing last.ckpt (the 4th save: last.ckpt at 400)
+        ([CRASH, "--trainer.callbacks.init_args.kill_at_save", "4"], 200),
+        # in the middle of writing last.ckpt, made slow by 100 MB of ballast
+        ([CRASH, "--trainer.callbacks.init_args.ballast_mb", "100"], 200),
+    ],
+    ids=["after-replay-before-ckpt", "mid-ckpt-write"],
+)
+def test_kill_9_mid_save_keeps_the_previous_checkpoint(kill, expected_steps, reference, tmp_path):
+    checkpoints = tmp_path / "crash" / "checkpoints"
+    process = start_fit(tmp_path, "crash", *DDPG, "--trainer.logger", "false", *kill)
+    if "ballast_mb" in " ".join(kill):  # kill while last.ckpt is being rewritten, the old one still in place
+        last, tmp = checkpoints / "last.ckpt", checkpoints / "last.ckpt.tmp"
+        kill_when(process, lambda: last.is_file() and tmp.is_file())
+    else:
+        kill_when(process, None)
+    assert load(checkpoints / "last.ckpt")[DATA_KEY]["env_steps"] == expected_steps
+    read_replay(checkpoints)  # complete, and the one last.ckpt was saved with
+    fit(tmp_path, "crash", "--trainer.logger", "false", "--ckpt_path", "last")
+    assert_same_run(checkpoints, reference)
+    assert not list(checkpoints.glob("*.tmp"))
+
+
+def test_kill_9_mid_replay_write_keeps_the_previous_file(tmp_path):
+    """The replay side file alone: a 200 MB save killed half way leaves the earlier file intact."""
+    path = tmp_path / "last.replay"
+    script = f"""
+import torch
+from lit_rl.data.replay import ReplayBuffer
+replay = ReplayBuffer(400_000, 1, 100, 20)
+for fill in (1.0, 2.0):
+    replay.observations.fill_(fill); replay.index, replay.filled = 0, replay.rows
+    replay.save({str(path)!r}, token=str(fill))
+    print("saved", fill, flush=True)
+"""
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    kill_when(process, lambda: path.is_file() and tmp.is_file() and tmp.stat().st_size > 50 * 2**20)
+    replay = ReplayBuffer(400_000, 1, 100, 20)
+    replay.load(path, token="1.0")
+    assert replay.filled == replay.rows and bool((replay.observations == 1.0).all())
+    with pytest.raises(ValueError, match="token mismatch"):  # a file of the same size from another save
+        replay.load(path, token="2.0")
+
+
+def test_saving_the_replay_makes_no_copy_of_it(tmp_path):
+    """Peak memory of a process holding a 380 MB replay grows by less than 20 MB while it saves it."""
+    script = f"""
+import resource, torch
+from lit_rl.data.replay import ReplayBuffer
+replay = ReplayBuffer(1_000_000, 1, 45, 8)
+for name in ReplayBuffer._FIELDS:
+    getattr(replay, name).zero_()  # touch every page
+replay.index, replay.filled = 0, replay.rows
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+replay.save({str(tmp_path / "big.replay")!r})
+print(replay.nbytes >> 20, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10)
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    size_mb, growth_mb = map(int, result.stdout.split())
+    assert size_mb >= 380 and growth_mb < 20, (size_mb, growth_mb)
+
+
+@pytest.mark.slow
+def test_dep_mpo_energy_state_survives_kill_9(tmp_path):
+    """Point 2 for DEP-MPO with the adaptive energy replay and 2 env workers: everything the
+    checkpoint holds comes back. The resumed run is asked to stop where the checkpoint is, so it
+    saves right after restoring, and that save must hold the same state."""
+    args = ["--config", str(SMOKE_DEP), *QUIET, "--trainer.logger", "false"]
+    args += ["--model.init_args.normalize_observations", "true"]
+    args += ["--data.init_args.replay.adaptive_energy.num_acts", "1"]
+    args += ["--data.init_args.replay.adaptive_energy.threshold", "-1000"]
+    checkpoints = tmp_path / "dep" / "checkpoints"
+    process = start_fit(tmp_path, "dep", *args)
+    kill_when(process, lambda: (checkpoints / "last.ckpt").is_file())
+    killed = load(checkpoints / "last.ckpt")
+    replay_before = read_replay(checkpoints)
+    steps = killed[DATA_KEY]["env_steps"]
+    assert killed[DATA_KEY]["adaptive_energy"]["action_cost"] > 0
+
+    result = run_cli(
+        "fit", *args, "--working_dir", str(tmp_path), "--name", "dep", "--ckpt_path", "last",
+        "--data.init_args.total_steps", str(steps),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-5000:]
+    resaved = load(checkpoints / "last.ckpt")
+    assert resaved[DATA_KEY]["replay_token"] != killed[DATA_KEY]["replay_token"], "a new save"
+    assert_same_state(resaved, killed, [*RUN_STATE, "replay_position", "adaptive_energy"])
+    assert resaved["dep"]["shape"] == killed["dep"]["shape"]
+    assert_equal_tensors(resaved["dep"]["controller"], killed["dep"]["controller"], "DEP controller")
+    assert_equal_tensors(resaved["dep"]["switch"], killed["dep"]["switch"], "DEP switching")
+    replay_after = read_replay(checkpoints)
+    newest = int(replay_before["position"][0]) - 1
+    replay_after["resets"][newest] = replay_before["resets"][newest]  # the resume marks an episode boundary
+    assert_equal_tensors(replay_after, replay_before, "replay")
