@@ -41,6 +41,7 @@ class Timer(Callback):
         self.eval_seconds += time.perf_counter() - self._eval_start
         ret = float(trainer.callback_metrics["test/episode_return"])
         self.curve.append((trainer.datamodule.env_steps, ret))
+        print(f"  env steps {trainer.datamodule.env_steps}: test return {ret:.1f}", flush=True)
 
     def on_train_end(self, trainer, pl_module):
         self.train_seconds = time.perf_counter() - self._start - self.eval_seconds
@@ -70,13 +71,16 @@ def run(config: str, seed: int, overrides: list[str]) -> dict:
         cli.trainer.callbacks.append(timer)
         cli.trainer.fit(cli.model, cli.datamodule)
     reached = next((steps for steps, ret in timer.curve if ret >= -200), None)
-    return {
+    result = {
         "seed": seed,
         "train_seconds": timer.train_seconds,
         "steps_to_minus_200": reached,
         "final_return": timer.curve[-1][1],
         "curve": timer.curve,
     }
+    if hasattr(cli.model, "seconds"):  # Dyna: wall seconds of each part of its flow
+        result["part_seconds"] = dict(cli.model.seconds)
+    return result
 
 
 def main() -> None:

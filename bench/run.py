@@ -1,5 +1,6 @@
 """`make bench`: DDPG on Pendulum-v1, lit_rl against Stable-Baselines3, seeds 0-2, one run;
-then the DEP-MPO myoLegWalk throughput and DEP controller timings (bench/dep_mpo_throughput.py).
+then the DEP-MPO myoLegWalk throughput and DEP controller timings (bench/dep_mpo_throughput.py);
+then Dyna against DDPG on Pendulum-v1 by real environment steps (bench/dyna_pendulum.py).
 
 Both Pendulum sides run one after the other on this machine, so their wall times compare as a
 ratio. Writes bench_runs/*.json and rewrites the tables in BENCHMARKS.md.
@@ -69,6 +70,8 @@ def main() -> None:
     print(report)
     rewrite_section("pendulum-table", report)
     subprocess.run([sys.executable, str(ROOT / "bench" / "dep_mpo_throughput.py")], cwd=ROOT, check=True)
+    dyna = [sys.executable, str(ROOT / "bench" / "dyna_pendulum.py"), "--seeds", *args.seeds]
+    subprocess.run(dyna, cwd=ROOT, check=True)
 
 
 if __name__ == "__main__":

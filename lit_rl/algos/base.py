@@ -198,13 +198,18 @@ class OffPolicyAlgorithm(LightningModule):
     def training_step(self, batch: Batch | PhaseEnd) -> None:
         if isinstance(batch, PhaseEnd):
             return
-        self._nonfinite_losses = []
-        metrics = self.update(batch)
-        self._count_nonfinite()
+        metrics = self.guarded_update(batch)
         if batch.last_in_phase and self.normalizer is not None:
             self.normalizer.update()
         if self._should_log:
             self.log_dict({**metrics, "train/nonfinite_batches": float(self.nonfinite_batches)})
+
+    def guarded_update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """``update`` under the non-finite loss guard (see the class docstring)."""
+        self._nonfinite_losses = []
+        metrics = self.update(batch)
+        self._count_nonfinite()
+        return metrics
 
     def manual_backward(self, loss: torch.Tensor, *args, **kwargs) -> None:
         # The optimizers zero gradients with set_to_none, so a skipped backward makes the next

@@ -84,7 +84,7 @@ class DDPG(OffPolicyAlgorithm):
         return self.pi(observations)
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        actor_opt, critic_opt = self.optimizers()
+        actor_opt, critic_opt = self.optimizers()[:2]  # subclasses (Dyna) may add optimizers after these
         max_norm = self.hparams.max_grad_norm
 
         with torch.no_grad():
