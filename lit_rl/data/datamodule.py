@@ -357,44 +357,55 @@ class RolloutDataModule(pl.LightningDataModule):
         cfg = self.replay_config
         agent = self.agent
         device = agent.device
-        while self.env_steps < epoch_end:
-            obs = torch.from_numpy(self._observations)
-            context = RolloutContext(
-                env_steps=self.env_steps,
-                episodes=self.episodes,
-                episode_starts=torch.from_numpy(self._episode_starts),
-                muscle_states=None if self._muscle_states is None else torch.from_numpy(self._muscle_states),
-                steps_before_batches=cfg.steps_before_batches,
-            )
-            with torch.no_grad():
-                actions = agent.act(obs.to(device), context).cpu()
-            step = self.envs.step(actions.numpy())
-            if agent.trains:
-                self.replay.store(
-                    obs,
-                    actions,
-                    torch.from_numpy(step.next_observations),
-                    torch.from_numpy(step.rewards),
-                    torch.from_numpy(step.terminated),
-                    torch.from_numpy(step.truncated),
+        # Each transition is written to the replay while the env workers take the next step;
+        # the last one is written before returning, so training and checkpoints see them all.
+        unstored: tuple | None = None
+        try:
+            while self.env_steps < epoch_end:
+                obs = torch.from_numpy(self._observations)
+                context = RolloutContext(
+                    env_steps=self.env_steps,
+                    episodes=self.episodes,
+                    episode_starts=torch.from_numpy(self._episode_starts),
+                    muscle_states=None if self._muscle_states is None else torch.from_numpy(self._muscle_states),
+                    steps_before_batches=cfg.steps_before_batches,
                 )
-            self._observations = step.observations
-            self._muscle_states = step.muscle_states
-            self._episode_starts = step.resets
-            self.env_steps += self.num_envs
-            self.episodes += len(step.finished)
-            self.faults += step.faults
-            self._finished_since_log.extend(step.finished)
-            if self.energy is not None and step.resets[0]:
-                self.energy.episode_finished(step.finished[0][0])  # deprl: the first env's scores
-            if (
-                agent.trains
-                and self.env_steps >= cfg.steps_before_batches
-                and self.env_steps - self._last_phase_steps >= cfg.steps_between_batches
-            ):
-                self._last_phase_steps = self.env_steps
-                self._pending_batches = cfg.batch_iterations
-                return
+                with torch.no_grad():
+                    actions = agent.act(obs.to(device), context).cpu()
+                self.envs.step_async(actions.numpy())
+                if unstored is not None:
+                    self.replay.store(*unstored)
+                    unstored = None
+                step = self.envs.step_wait()
+                if agent.trains:
+                    unstored = (
+                        obs,
+                        actions,
+                        torch.from_numpy(step.next_observations),
+                        torch.from_numpy(step.rewards),
+                        torch.from_numpy(step.terminated),
+                        torch.from_numpy(step.truncated),
+                    )
+                self._observations = step.observations
+                self._muscle_states = step.muscle_states
+                self._episode_starts = step.resets
+                self.env_steps += self.num_envs
+                self.episodes += len(step.finished)
+                self.faults += step.faults
+                self._finished_since_log.extend(step.finished)
+                if self.energy is not None and step.resets[0]:
+                    self.energy.episode_finished(step.finished[0][0])  # deprl: the first env's scores
+                if (
+                    agent.trains
+                    and self.env_steps >= cfg.steps_before_batches
+                    and self.env_steps - self._last_phase_steps >= cfg.steps_between_batches
+                ):
+                    self._last_phase_steps = self.env_steps
+                    self._pending_batches = cfg.batch_iterations
+                    return
+        finally:
+            if unstored is not None:
+                self.replay.store(*unstored)
 
     def pop_train_metrics(self) -> dict[str, float]:
         """Metrics of the rollout since the last call (for the module to log)."""

@@ -224,7 +224,8 @@ class EnvGroup:
 
 
 class VectorEnvs:
-    """What the DataModule sees: ``reset()``, ``step(actions) -> Step``, spaces, RNG states."""
+    """What the DataModule sees: ``reset()``, ``step(actions) -> Step`` (or ``step_async`` then
+    ``step_wait``, to work while worker processes step), spaces, RNG states."""
 
     def __init__(self, config: EnvConfig, parallel: int, sequential: int, seed: int, muscle_states: bool = False):
         if parallel < 1 or sequential < 1:
@@ -243,6 +244,10 @@ class VectorEnvs:
         probe.close()
         self.with_muscles = muscle_states
         self._faults_seen = 0
+
+    def step(self, actions: np.ndarray) -> Step:
+        self.step_async(actions)
+        return self.step_wait()
 
     def current_muscle_states(self) -> np.ndarray | None:
         """Muscle states ``[E, m]`` to act on now (e.g. right after ``reset``)."""
@@ -281,8 +286,10 @@ class SequentialEnvs(VectorEnvs):
         self.group.reset()
         return self.arrays["observations"].copy()
 
-    def step(self, actions: np.ndarray) -> Step:
+    def step_async(self, actions: np.ndarray) -> None:
         self.arrays["actions"][:] = actions
+
+    def step_wait(self) -> Step:
         self.group.step()
         return self._collect(self.arrays)
 
@@ -423,12 +430,18 @@ class ParallelEnvs(VectorEnvs):
 
     def _broadcast(self, command: bytes) -> list[int]:
         """Send ``command`` to every worker and wait; returns the workers that had to be replaced."""
-        lost = []
+        self._send(command)
+        return self._wait_all()
+
+    def _send(self, command: bytes) -> None:
         for conn in self.conns:
             try:
                 conn.send_bytes(command)
             except (BrokenPipeError, OSError):
-                pass  # a dead worker: found by the wait below
+                pass  # a dead worker: found by the wait
+
+    def _wait_all(self) -> list[int]:
+        lost = []
         for i in range(self.parallel):
             try:
                 self._wait(i, self.worker_timeout)
@@ -443,12 +456,16 @@ class ParallelEnvs(VectorEnvs):
         self._lengths[:] = 0
         return self.arrays["observations"].copy()
 
-    def step(self, actions: np.ndarray) -> Step:
+    def step_async(self, actions: np.ndarray) -> None:
         a = self.arrays
         a["actions"][:] = actions
-        # A replacement resets its envs, so keep what the lost step needs: the observations acted on.
-        observations = a["observations"].copy()
-        lost = self._broadcast(b"s")
+        # A replacement resets its envs, so keep what a lost step needs: the observations acted on.
+        self._acted_on = a["observations"].copy()
+        self._send(b"s")
+
+    def step_wait(self) -> Step:
+        a, observations = self.arrays, self._acted_on
+        lost = self._wait_all()
         for i in lost:  # the lost step ends as a fault: terminated, reward 0, no bootstrapping
             envs = slice(i * self.sequential, (i + 1) * self.sequential)
             a["next_observations"][envs] = observations[envs]
