@@ -19,6 +19,8 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from tqdm import tqdm
 
+from lit_rl.distributed import all_ranks_agree, broadcast_object
+
 log = logging.getLogger(__name__)
 
 PERIODIC = re.compile(r"step=(\d+)\.ckpt")
@@ -134,21 +136,39 @@ class EnvStepCheckpoint(ModelCheckpoint):
             self._save_checkpoint(trainer, str(dirpath / f"step={datamodule.env_steps}.ckpt"))
             self._prune_periodic(trainer, dirpath)
         last = str(dirpath / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
-        if self.full_save and trainer.is_global_zero:
-            replay = dirpath / f"last-{datamodule.env_steps}-{secrets.token_hex(4)}.replay"
-            try:
-                with datamodule.replay_saved_to(replay):
-                    self._save_checkpoint(trainer, last)
-            except BaseException:
-                replay.unlink(missing_ok=True)  # the old last.ckpt and its replay stay as they were
-                raise
-            for old in dirpath.glob("*.replay"):  # only now: the new last.ckpt is in place
-                if old != replay:
-                    old.unlink()
+        if self.full_save:
+            self._save_with_replay(trainer, dirpath, last)
         else:
             self._save_checkpoint(trainer, last)
         self.last_model_path = last
         self._saved_at = datamodule.env_steps
+
+    def _save_with_replay(self, trainer, dirpath: Path, last: str) -> None:
+        """Every rank writes its replay file, then rank 0 the ``last.ckpt`` that names them all
+        (the DataModule's state gathers every rank's record); only then are the replay files of the
+        previous ``last.ckpt`` deleted."""
+        datamodule = trainer.datamodule
+        token = broadcast_object(secrets.token_hex(4))  # one name stem for all ranks' files of this save
+        rank = f".rank{trainer.global_rank}" if trainer.world_size > 1 else ""
+        replay = dirpath / f"last-{datamodule.env_steps}-{token}{rank}.replay"
+        failure = None
+        try:
+            record = datamodule.save_replay(replay)
+        except Exception as error:  # noqa: BLE001 - raised below, once every rank knows
+            failure = error
+        if not all_ranks_agree(failure is None, trainer.strategy.root_device):
+            replay.unlink(missing_ok=True)  # the old last.ckpt and its replay files stay as they were
+            raise failure or RuntimeError("another training process failed to write its replay file")
+        try:
+            with datamodule.recording_replay(record):
+                self._save_checkpoint(trainer, last)
+        except BaseException:
+            replay.unlink(missing_ok=True)
+            raise
+        if trainer.is_global_zero:  # only now: the new last.ckpt is in place (save_checkpoint ends in a barrier)
+            for old in dirpath.glob("*.replay"):
+                if old.name.split(".")[0] != replay.name.split(".")[0]:
+                    old.unlink()
 
     def _prune_periodic(self, trainer, dirpath: Path) -> None:
         if self.keep_last is None or not trainer.is_global_zero:

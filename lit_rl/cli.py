@@ -18,6 +18,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lit_rl.algos.base import OffPolicyAlgorithm
 from lit_rl.callbacks import EnvStepCheckpoint, EnvStepProgressBar, check_output_dir, write_atomically
 from lit_rl.data import RolloutDataModule
+from lit_rl.distributed import RANKS_KEY, checkpoint_world_message, ddp_strategy
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,7 @@ class LitRLCLI(LightningCLI):
             checkpoint = torch.load(path, weights_only=True, map_location="cpu")
             hparams = checkpoint["hyper_parameters"]
             self._checkpoint_spaces = (hparams.get("observation_dim"), hparams.get("action_bounds"))
-            self._checkpoint_replay = next(
-                (value for value in checkpoint.values() if isinstance(value, dict) and value.get("replay_file")), None
-            )
+            self._checkpoint_data = checkpoint.get(RolloutDataModule.__qualname__)
         except Exception as error:  # noqa: BLE001 - unpickling garbage raises anything
             raise ConfigError(
                 f"--ckpt_path {path} is not a readable lit_rl checkpoint ({type(error).__name__}: {error}). "
@@ -134,7 +133,7 @@ class LitRLCLI(LightningCLI):
         name = config.name or self._default_name(config)
         self.run_dir = Path(config.working_dir) / name
         checkpoint_dir = self.run_dir / "checkpoints"
-        self._launcher = int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+        self._launcher = _started_by_user()
         self._move_aside = False
         self._wandb_id: str | None = None
         if fitting and config.get("ckpt_path") is None:
@@ -199,17 +198,26 @@ class LitRLCLI(LightningCLI):
             )
 
     def _check_checkpoint_replay(self) -> None:
-        record, ckpt_path = getattr(self, "_checkpoint_replay", None), self._get(self.config, "ckpt_path")
-        if record is None or ckpt_path is None:
+        """The checkpoint was written by as many processes as this run has, and every rank's replay
+        file it names is there, whole."""
+        state, ckpt_path = getattr(self, "_checkpoint_data", None), self._get(self.config, "ckpt_path")
+        if state is None or ckpt_path is None:
             return
-        path = Path(ckpt_path).parent / record["replay_file"]
-        size = path.stat().st_size if path.is_file() else None
-        if size is None or size != record.get("replay_bytes", size):
-            problem = "is missing" if size is None else f"has {size} bytes instead of {record['replay_bytes']}"
-            raise ConfigError(
-                f"--ckpt_path {ckpt_path} needs its replay file {path}, which {problem}; resume from a "
-                "step=<env_steps>.ckpt (no replay) or with --resume false"
-            )
+        records = state.get(RANKS_KEY, [state])
+        if len(records) != self.trainer.world_size:
+            message = checkpoint_world_message(f"--ckpt_path {ckpt_path}", len(records), self.trainer.world_size)
+            raise ConfigError(message)
+        for record in records:
+            if record.get("replay_file") is None:
+                continue
+            path = Path(ckpt_path).parent / record["replay_file"]
+            size = path.stat().st_size if path.is_file() else None
+            if size is None or size != record.get("replay_bytes", size):
+                problem = "is missing" if size is None else f"has {size} bytes instead of {record['replay_bytes']}"
+                raise ConfigError(
+                    f"--ckpt_path {ckpt_path} needs its replay file {path}, which {problem}; resume from a "
+                    "step=<env_steps>.ckpt (no replay) or with --resume false"
+                )
 
     def _checkpoint_bytes(self) -> int:
         """Disk space the run's checkpoints need at most: a full replay file twice (the new one is
@@ -261,7 +269,24 @@ class LitRLCLI(LightningCLI):
             callbacks.append(EnvStepCheckpoint(self.run_dir / "checkpoints", full_save=full_save, keep_last=keep))
         if trainer_config.get("enable_progress_bar", True) is not False:
             callbacks.append(EnvStepProgressBar())
-        return self._instantiate_trainer(trainer_config, callbacks)
+        configured = list(trainer_config.get("callbacks") or [])  # _instantiate_trainer extends the list
+        trainer = self._instantiate_trainer({**trainer_config, "callbacks": list(configured)}, callbacks)
+        if trainer.world_size > 1 and trainer_config.get("strategy", "auto") in ("auto", "ddp"):
+            ddp = {**trainer_config, "callbacks": list(configured), "strategy": ddp_strategy()}
+            trainer = self._instantiate_trainer(ddp, callbacks)
+        if getattr(trainer.strategy, "_start_method", "popen") != "popen":
+            raise ConfigError(
+                f"--trainer.strategy {trainer_config['strategy']}: spawned or forked processes hand only the weights "
+                "back, not the envs, replay and step counters; use ddp (the default with several devices)"
+            )
+        return trainer
+
+
+def _started_by_user() -> bool:
+    """True in the process the user started, false in the other ranks' processes: those Lightning
+    starts (LOCAL_RANK/NODE_RANK), torchrun's (RANK) and srun's (SLURM_PROCID). Only that process
+    prepares the run directory."""
+    return all(int(os.environ.get(var, 0)) == 0 for var in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
 
 
 def _raised_outside_jsonargparse(error: BaseException) -> BaseException:

@@ -40,21 +40,21 @@ def run(tmp_path, *extra):
 def test_dep_mpo_on_myoleg_with_workers_checkpoints_and_resumes_dep_state(tmp_path):
     first = run(tmp_path)
     assert first["RolloutDataModule"]["env_steps"] == 320
-    assert first["dep"]["shape"] == [4, 80, 120]
-    assert first["dep"]["switch"]["interventions"] > 0
-    steps_before = first["dep"]["controller"]["t"]
+    assert first["acting"]["dep"]["shape"] == [4, 80, 120]
+    assert first["acting"]["dep"]["switch"]["interventions"] > 0
+    steps_before = first["acting"]["dep"]["controller"]["t"]
     assert steps_before > 0
     second = run(tmp_path, "--data.init_args.total_steps", "480")
     assert second["RolloutDataModule"]["env_steps"] == 480
     # restored, not restarted: the 40 vector steps after the resume add to the saved count
-    assert steps_before < second["dep"]["controller"]["t"] <= steps_before + 40
+    assert steps_before < second["acting"]["dep"]["controller"]["t"] <= steps_before + 40
 
 
 def test_pure_dep_stores_and_trains_nothing(tmp_path):
     checkpoint = run(tmp_path, "--model.init_args.dep_mode", "4", "--data.init_args.total_steps", "160")
     assert checkpoint["RolloutDataModule"]["replay_position"] == [0, 0]
     assert all(not state["state"] for state in checkpoint["optimizer_states"])
-    assert checkpoint["dep"]["controller"]["t"] == 40
+    assert checkpoint["acting"]["dep"]["controller"]["t"] == 40
 
 
 def test_dep_on_an_env_without_muscles_is_a_clear_error(tmp_path):

@@ -269,9 +269,10 @@ def test_dep_mpo_energy_state_survives_kill_9(tmp_path):
     resaved = load(checkpoints / "last.ckpt")
     assert resaved[DATA_KEY]["replay_token"] != killed[DATA_KEY]["replay_token"], "a new save"
     assert_same_state(resaved, killed, [*RUN_STATE, "replay_position", "adaptive_energy"])
-    assert resaved["dep"]["shape"] == killed["dep"]["shape"]
-    assert_equal_tensors(resaved["dep"]["controller"], killed["dep"]["controller"], "DEP controller")
-    assert_equal_tensors(resaved["dep"]["switch"], killed["dep"]["switch"], "DEP switching")
+    resaved_dep, killed_dep = resaved["acting"]["dep"], killed["acting"]["dep"]
+    assert resaved_dep["shape"] == killed_dep["shape"]
+    assert_equal_tensors(resaved_dep["controller"], killed_dep["controller"], "DEP controller")
+    assert_equal_tensors(resaved_dep["switch"], killed_dep["switch"], "DEP switching")
     replay_after = read_replay(checkpoints)
     newest = int(replay_before["position"][0]) - 1
     replay_after["resets"][newest] = replay_before["resets"][newest]  # the resume marks an episode boundary

@@ -17,6 +17,7 @@ from torch import nn
 
 from lit_rl.data.datamodule import EpisodeResult, PhaseEnd, RolloutContext
 from lit_rl.data.replay import Batch
+from lit_rl.distributed import add_rank_states, all_ranks_agree, gather_objects, rank_state, sum_across_ranks
 from lit_rl.explore import DEPConfig, DEPController, DEPSwitch
 from lit_rl.nets import ObservationNormalizer
 
@@ -157,22 +158,43 @@ class OffPolicyAlgorithm(LightningModule):
         self.dep_switch = DEPSwitch.from_config(self.dep_mode, self.dep_config, steps_before_batches)
         self._dep_shape = (num_envs, num_muscles, steps_before_batches)
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        hparams = checkpoint.get("hyper_parameters", {})
-        if isinstance(hparams.get("dep"), DEPConfig):  # checkpoints hold plain types only
-            hparams["dep"] = asdict(hparams["dep"])
+    def acting_state_dict(self) -> dict:
+        """What acting on this process's envs built up: DEP's state and the observations recorded
+        for the normaliser since its last update (subclasses add theirs). Saved for every rank
+        under DDP (``checkpoint["acting"]``, see ``lit_rl.distributed``)."""
+        state = {}
+        if self.normalizer is not None:
+            state["normalizer_pending"] = self.normalizer.pending_state_dict()
         if self.dep is not None:
-            checkpoint["dep"] = {
+            state["dep"] = {
                 "shape": list(self._dep_shape),
                 "controller": self.dep.state_dict(),
                 "switch": self.dep_switch.state_dict(),
             }
+        return state
+
+    def load_acting_state_dict(self, state: dict) -> None:
+        """Restore ``acting_state_dict`` but the normaliser's part, which ``on_load_checkpoint``
+        puts into the weights that Lightning loads after it."""
+        if "dep" in state:
+            self._build_dep(*state["dep"]["shape"])
+            self.dep.load_state_dict(state["dep"]["controller"])
+            self.dep_switch.load_state_dict(state["dep"]["switch"])
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        hparams = checkpoint.get("hyper_parameters", {})
+        if isinstance(hparams.get("dep"), DEPConfig):  # checkpoints hold plain types only
+            hparams["dep"] = asdict(hparams["dep"])
+        checkpoint["acting"] = add_rank_states({}, self.acting_state_dict())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "dep" in checkpoint:
-            self._build_dep(*checkpoint["dep"]["shape"])
-            self.dep.load_state_dict(checkpoint["dep"]["controller"])
-            self.dep_switch.load_state_dict(checkpoint["dep"]["switch"])
+        acting = checkpoint.get("acting", {})
+        if self._trainer is not None and self.trainer.state.fn == "fit":  # this rank's envs' part
+            acting = rank_state(acting, self.global_rank, self.trainer.world_size, "this checkpoint")
+        if "normalizer_pending" in acting:  # the weights hold rank 0's recorded sums: use this rank's
+            for name, value in acting["normalizer_pending"].items():
+                checkpoint["state_dict"][f"normalizer.{name}"] = value
+        self.load_acting_state_dict(acting)
 
     def normalize(self, observations: torch.Tensor) -> torch.Tensor:
         return self.normalizer(observations) if self.normalizer is not None else observations
@@ -200,7 +222,7 @@ class OffPolicyAlgorithm(LightningModule):
             return
         metrics = self.guarded_update(batch)
         if batch.last_in_phase and self.normalizer is not None:
-            self.normalizer.update()
+            self.normalizer.update(reduce=sum_across_ranks)
         if self._should_log:
             self.log_dict({**metrics, "train/nonfinite_batches": float(self.nonfinite_batches)})
 
@@ -214,7 +236,8 @@ class OffPolicyAlgorithm(LightningModule):
     def manual_backward(self, loss: torch.Tensor, *args, **kwargs) -> None:
         # The optimizers zero gradients with set_to_none, so a skipped backward makes the next
         # optimizer step skip every parameter: no update, no change to its moment estimates.
-        if not torch.isfinite(loss).all():
+        # Under DDP all ranks skip together, or the others would wait for its gradients forever.
+        if not all_ranks_agree(bool(torch.isfinite(loss).all()), loss.device):
             self._nonfinite_losses.append(f"{loss.item()}")
             return
         super().manual_backward(loss, *args, **kwargs)
@@ -268,11 +291,12 @@ class OffPolicyAlgorithm(LightningModule):
         self.on_validation_epoch_end()
 
     def on_validation_epoch_end(self) -> None:
-        if not self._test_results:
-            return
-        returns = torch.tensor([r.episode_return for r in self._test_results], dtype=torch.float64)
-        lengths = torch.tensor([r.episode_length for r in self._test_results], dtype=torch.float64)
+        results = [r for rank in gather_objects(self._test_results) for r in rank]  # every rank's episodes
         self._test_results = []
+        if not results:
+            return
+        returns = torch.tensor([r.episode_return for r in results], dtype=torch.float64)
+        lengths = torch.tensor([r.episode_length for r in results], dtype=torch.float64)
         metrics = {
             "test/episode_return": returns.mean(),
             "test/episode_return_std": returns.std(unbiased=False),
@@ -283,4 +307,5 @@ class OffPolicyAlgorithm(LightningModule):
         datamodule = self.trainer.datamodule
         if datamodule is not None:
             metrics["env_steps"] = torch.tensor(float(datamodule.env_steps))
-        self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=False)
+        # the same on every rank (gathered above); sync_dist only keeps Lightning from warning
+        self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=False, sync_dist=True)

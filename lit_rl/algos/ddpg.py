@@ -106,11 +106,10 @@ class DDPG(OffPolicyAlgorithm):
             adam(self.critic.parameters(), self.hparams.critic_lr),
         ]
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["exploration_noise"] = self.noise.state_dict()
+    def acting_state_dict(self) -> dict:
+        return {**super().acting_state_dict(), "exploration_noise": self.noise.state_dict()}
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        if "exploration_noise" in checkpoint:
-            self.noise.load_state_dict(checkpoint["exploration_noise"])
+    def load_acting_state_dict(self, state: dict) -> None:
+        super().load_acting_state_dict(state)
+        if "exploration_noise" in state:
+            self.noise.load_state_dict(state["exploration_noise"])

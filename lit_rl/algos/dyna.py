@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Literal
 
 import torch
@@ -21,6 +21,7 @@ from lit_rl.algos.ddpg import DDPG
 from lit_rl.data.datamodule import EpisodeResult, PhaseEnd, RolloutDataModule
 from lit_rl.data.model_replay import TransitionRing
 from lit_rl.data.replay import Batch
+from lit_rl.distributed import mean_across_ranks, sum_across_ranks
 from lit_rl.envs.model_env import ModelEnv, make_reward_function, make_terminal_function, uniform_states
 from lit_rl.nets.dynamics import DynamicsConfig, Transitions, make_dynamics
 
@@ -107,7 +108,8 @@ class Dyna(DDPG):
         start_states: where model rollouts start: ``replay`` (states sampled from the real
             replay: MBPO's branched rollouts) or ``observation_space`` (uniform in the
             observation box: Baconian's model-env reset).
-        rollout_batch_size: model episodes rolled out in parallel at each model-data trigger.
+        rollout_batch_size: model episodes rolled out in parallel at each model-data trigger
+            (over all processes under DDP, each rolling out its share from its own replay).
         rollout_horizon: model steps per rollout.
         rollout_horizon_schedule: ``[[real_steps, horizon], ...]``: the horizon as a piecewise
             linear function of real steps through ``(0, rollout_horizon)`` and these points
@@ -247,6 +249,14 @@ class Dyna(DDPG):
             raise ValueError("Dyna's model learns one-step transitions: set data.init_args.replay.return_steps: 1")
         if dm.energy is not None:
             raise ValueError("Dyna samples the real replay itself; replay.adaptive_energy is not supported with it")
+        world = self.trainer.world_size
+        if world > 1:  # batch sizes are global (lit_rl.distributed): each process takes its share
+            if self.dynamics_config.batch_size % world:
+                raise ValueError(
+                    f"dynamics.batch_size {self.dynamics_config.batch_size} must be divisible by the {world} "
+                    "training processes"
+                )
+            self.dynamics.config = replace(self.dynamics_config, batch_size=self.dynamics_config.batch_size // world)
         test_every = self.hparams.test_algo_every_real_sample_count
         if test_every is not None and dm.epoch_steps != test_every:
             log.info("Dyna: test_algo_every_real_sample_count sets the DataModule's epoch_steps to %d", test_every)
@@ -272,7 +282,7 @@ class Dyna(DDPG):
             metrics.update(getattr(self, f"_{task}")())
             self.seconds[task] += time.perf_counter() - start
         if self.normalizer is not None:
-            self.normalizer.update()
+            self.normalizer.update(reduce=sum_across_ranks)
         metrics.update(
             {
                 "dyna/real_transitions": float(steps),
@@ -297,7 +307,7 @@ class Dyna(DDPG):
         return {**{k: float(v) for k, v in metrics.items()}, "train/nonfinite_batches": float(self.nonfinite_batches)}
 
     def _train_algo_real(self) -> dict[str, float]:
-        replay, size = self.datamodule.replay, self.datamodule.replay_config.batch_size
+        replay, size = self.datamodule.replay, self.datamodule.batch_size
         return self._ddpg_updates(lambda: replay.sample(size))
 
     def _train_algo_model(self) -> dict[str, float]:
@@ -308,7 +318,7 @@ class Dyna(DDPG):
         self.seconds["rollout"] += time.perf_counter() - start
         if not len(self.model_replay):
             return {}
-        replay, size = self.datamodule.replay, self.datamodule.replay_config.batch_size
+        replay, size = self.datamodule.replay, self.datamodule.batch_size
         n_real = round(size * self.hparams.real_data_ratio)
 
         def mixed() -> Batch:
@@ -333,17 +343,20 @@ class Dyna(DDPG):
         replay = self.datamodule.replay
         count = replay.filled
         if since is not None:
-            count = min(count, max(0, self.datamodule.env_steps - since) // replay.num_envs)
+            count = min(count, max(0, self.datamodule.env_steps - since) // self.datamodule.transitions_per_row)
         return (replay.index - count + torch.arange(count)) % replay.rows
 
     def _train_dynamics(self) -> dict[str, float]:
         steps = self.datamodule.env_steps
-        self.dynamics.update_scalers(self._flat(self._recent_rows(self.fitted_at)))
+        self.dynamics.update_scalers(self._flat(self._recent_rows(self.fitted_at)), reduce=sum_across_ranks)
         data = self._flat(self._recent_rows(None))
         optimizer = self.optimizers()[2]
         max_norm = self.dynamics_config.max_grad_norm
         metrics = self.dynamics.fit(
-            data, lambda loss: self.clip_and_step(optimizer, loss, max_norm), self.hparams.dynamics_model_train_iter
+            data,
+            lambda loss: self.clip_and_step(optimizer, loss, max_norm),
+            self.hparams.dynamics_model_train_iter,
+            reduce=mean_across_ranks,
         )
         self.fitted_at = steps
         return metrics
@@ -402,7 +415,7 @@ class Dyna(DDPG):
         """Roll the policy (with DDPG's Gaussian exploration noise) through the model env and
         store the transitions in the model replay. Branched rollouts stop a row at its first
         termination or truncation; continued model episodes restart done rows instead."""
-        env, n = self.model_env, self.hparams.rollout_batch_size
+        env, n = self.model_env, max(1, self.hparams.rollout_batch_size // self.trainer.world_size)
         gamma = self.datamodule.replay_config.discount
         continuing = self.hparams.continue_model_episodes and env.states is not None
         if not continuing:

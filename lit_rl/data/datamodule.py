@@ -18,6 +18,7 @@ import torch
 
 from lit_rl.data.energy import AdaptiveEnergy, AdaptiveEnergyConfig
 from lit_rl.data.replay import Batch, ReplayBuffer
+from lit_rl.distributed import add_rank_states, rank_state, sum_across_ranks
 from lit_rl.envs import EnvConfig, MuscleState, VectorEnvs, make_env, make_vector_envs
 from lit_rl.envs.make import ActionMap
 from lit_rl.video import (
@@ -38,7 +39,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ReplayConfig:
-    """deprl's ``Buffer`` arguments. Every count is in environment transitions summed over envs.
+    """deprl's ``Buffer`` arguments. Every count is in environment transitions summed over envs
+    (and over processes under DDP: each of N ranks holds ``size / N`` transitions and samples
+    ``batch_size / N`` of each batch, see ``lit_rl.distributed``).
 
     Args:
         size: transitions the ring holds (split evenly over the env columns).
@@ -121,6 +124,11 @@ class RolloutDataModule(pl.LightningDataModule):
     ``epoch_steps`` transitions; training ends after ``total_steps``; the checkpoint callback
     saves every ``save_steps``. The validation dataloader plays ``test_episodes`` episodes with
     the deterministic policy on the test env.
+
+    Under DDP every rank steps its own ``parallel * sequential`` envs (seeded after the other
+    ranks' envs) into its own replay, all ranks in lockstep; ``env_steps`` and every count below
+    are global, summed over ranks. Test episodes are split over ranks (episode ``i`` plays on rank
+    ``i % N`` with the same seed as on one process) and their returns gathered.
 
     Args:
         env: the training env (see ``EnvConfig``).
@@ -220,6 +228,7 @@ class RolloutDataModule(pl.LightningDataModule):
         self._replay_record: dict = {}  # set while a checkpoint that owns a replay file is written
         self._finished_since_log: list[tuple[float, int]] = []
         self._log_clock = (0, time.perf_counter())
+        self.world_size, self.global_rank = 1, 0  # set in setup() from the trainer
 
     # ----------------------------------------------------------------- spaces (CLI links)
 
@@ -237,7 +246,23 @@ class RolloutDataModule(pl.LightningDataModule):
 
     # ----------------------------------------------------------------- lifecycle
 
+    @property
+    def transitions_per_row(self) -> int:
+        """Global env steps per replay row: one vector step of every rank's envs."""
+        return self.num_envs * self.world_size
+
+    @property
+    def batch_size(self) -> int:
+        """This rank's share of ``replay.batch_size``."""
+        return self.replay_config.batch_size // self.world_size
+
     def setup(self, stage: str) -> None:
+        self.world_size, self.global_rank = self.trainer.world_size, self.trainer.global_rank
+        if self.replay_config.batch_size % self.world_size:
+            raise ValueError(
+                f"replay.batch_size {self.replay_config.batch_size} must be divisible by the {self.world_size} "
+                "training processes: each samples an equal share of every batch"
+            )
         if self.test_env is None:
             if self.video is None:
                 self.test_env = make_env(self.test_env_config)
@@ -247,11 +272,14 @@ class RolloutDataModule(pl.LightningDataModule):
             self._test_action_map = ActionMap(self.test_env.action_space, self.test_env_config)
         if stage == "fit" and self.envs is None:
             muscles = self.trainer.lightning_module.needs_muscle_states
-            args = (self.env_config, self.parallel, self.sequential, self.seed, muscles, self.force_scale)
+            seed = self.seed + self.global_rank * self.num_envs  # env j of rank r: as env r * E + j of one process
+            args = (self.env_config, self.parallel, self.sequential, seed, muscles, self.force_scale)
             self.envs = make_vector_envs(*args, worker_timeout=self.worker_timeout)
+            if self.global_rank > 0:  # seed_everything gave every rank rank 0's noise and sampling stream
+                torch.manual_seed(int(np.random.SeedSequence([self.seed, self.global_rank]).generate_state(1)[0]))
             cfg = self.replay_config
             self.replay = ReplayBuffer(
-                cfg.size,
+                cfg.size // self.world_size,
                 self.num_envs,
                 self.observation_dim,
                 len(self.action_bounds[0]),
@@ -302,7 +330,6 @@ class RolloutDataModule(pl.LightningDataModule):
 
     def _rollout(self) -> Iterator[Batch | PhaseEnd]:
         """One epoch: collect, and yield batches whenever the schedule triggers a phase."""
-        cfg = self.replay_config
         # A checkpoint taken at an epoch's last cut resumes into that epoch: end it (and so evaluate)
         # as the uninterrupted run did.
         epoch_end = self._epoch_end
@@ -315,7 +342,7 @@ class RolloutDataModule(pl.LightningDataModule):
             while self._pending_batches > 0:
                 self._pending_batches -= 1
                 self._at_cut = False
-                batch = self.replay.sample(cfg.batch_size)
+                batch = self.replay.sample(self.batch_size)
                 if self.energy is not None:
                     self.energy.relabel(batch)
                 batch.last_in_phase = self._pending_batches == 0
@@ -389,7 +416,7 @@ class RolloutDataModule(pl.LightningDataModule):
                 self._observations = step.observations
                 self._muscle_states = step.muscle_states
                 self._episode_starts = step.resets
-                self.env_steps += self.num_envs
+                self.env_steps += self.transitions_per_row
                 self.episodes += len(step.finished)
                 self.faults += step.faults
                 self._finished_since_log.extend(step.finished)
@@ -408,21 +435,24 @@ class RolloutDataModule(pl.LightningDataModule):
                 self.replay.store(*unstored)
 
     def pop_train_metrics(self) -> dict[str, float]:
-        """Metrics of the rollout since the last call (for the module to log)."""
+        """Metrics of the rollout since the last call (for the module to log), over all ranks
+        (collective under DDP: every rank calls it on the same logging steps)."""
         steps, clock = self._log_clock
         now = time.perf_counter()
-        metrics = {
-            "env_steps": float(self.env_steps),
-            "replay/size": float(len(self.replay)),
-            "env/faults": float(self.faults),
-        }
+        finished = np.array(self._finished_since_log, np.float64).reshape(-1, 2)
+        totals = torch.tensor(
+            [len(self.replay), self.faults, self.episodes, len(finished), *finished.sum(0)],
+            dtype=torch.float64,
+            device=self.agent.device,
+        )
+        replay_size, faults, episodes, count, return_sum, length_sum = sum_across_ranks(totals).tolist()
+        metrics = {"env_steps": float(self.env_steps), "replay/size": replay_size, "env/faults": faults}
         if now > clock and self.env_steps > steps:
             metrics["perf/env_steps_per_s"] = (self.env_steps - steps) / (now - clock)
-        if self._finished_since_log:
-            returns, lengths = zip(*self._finished_since_log, strict=True)
-            metrics["train/episode_return"] = float(np.mean(returns))
-            metrics["train/episode_length"] = float(np.mean(lengths))
-            metrics["train/episodes"] = float(self.episodes)
+        if count:
+            metrics["train/episode_return"] = return_sum / count
+            metrics["train/episode_length"] = length_sum / count
+            metrics["train/episodes"] = episodes
         self._finished_since_log = []
         self._log_clock = (self.env_steps, now)
         if self.energy is not None:
@@ -432,13 +462,14 @@ class RolloutDataModule(pl.LightningDataModule):
     # ----------------------------------------------------------------- evaluation
 
     def _test_episodes(self) -> Iterator[EpisodeResult]:
-        """Play ``test_episodes`` episodes with the deterministic policy. Episode ``i`` always
-        starts from seed ``seed + 1_000_000 + i``, so evaluations are comparable across epochs."""
+        """Play ``test_episodes`` episodes with the deterministic policy (this rank's share under
+        DDP). Episode ``i`` always starts from seed ``seed + 1_000_000 + i``, so evaluations are
+        comparable across epochs and numbers of processes."""
         agent = self.agent
         muscles = None
         if agent.dep_mode == 4:  # PureDep is evaluated with DEP, which acts on muscle states
             muscles = MuscleState(len(MuscleState.read(self.test_env)[0]), self.force_scale)
-        for index in range(self.test_episodes):
+        for index in range(self.trainer.global_rank, self.test_episodes, self.trainer.world_size):
             obs, _ = self.test_env.reset(seed=self.seed + 1_000_000 + index)
             video = self._start_video(index)
             total, length, done = 0.0, 0, False
@@ -481,33 +512,39 @@ class RolloutDataModule(pl.LightningDataModule):
     # ----------------------------------------------------------------- checkpoints
 
     def state_dict(self) -> dict:
-        state = {
+        """The schedule (the same on every rank) and this rank's envs, RNGs and replay file; under
+        DDP every rank's part too (``lit_rl.distributed.add_rank_states``; collective)."""
+        shared = {
             "env_steps": self.env_steps,
-            "episodes": self.episodes,
-            "faults": self.faults,
             "last_phase_steps": self._last_phase_steps,
             "pending_batches": self._pending_batches,
             "epoch_end": self._epoch_end,
+        }
+        local = {
+            "episodes": self.episodes,
+            "faults": self.faults,
             "torch_rng": torch.get_rng_state(),
             "replay_file": None,
             **self._replay_record,
         }
         if torch.cuda.is_available():
-            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+            local["cuda_rng"] = torch.cuda.get_rng_state_all()
         if self.envs is not None:
-            state["env_rng"] = self.envs.rng_states()
+            local["env_rng"] = self.envs.rng_states()
         if self.energy is not None:
-            state["adaptive_energy"] = self.energy.state_dict()
-        return state
+            local["adaptive_energy"] = self.energy.state_dict()
+        return add_rank_states(shared, local)
 
     def load_state_dict(self, state: dict) -> None:
         self.env_steps = state["env_steps"]
-        self.episodes = state["episodes"]
-        self.faults = state.get("faults", 0)
         self._last_phase_steps = state["last_phase_steps"]
         self._pending_batches = state["pending_batches"]
         self._epoch_end = state.get("epoch_end")
         self._log_clock = (self.env_steps, time.perf_counter())
+        if self.envs is not None:  # fit: this rank's own part
+            state = rank_state(state, self.global_rank, self.world_size, f"checkpoint {self.trainer.ckpt_path}")
+        self.episodes = state["episodes"]
+        self.faults = state.get("faults", 0)
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -545,18 +582,23 @@ class RolloutDataModule(pl.LightningDataModule):
                 "they do not belong together"
             )
 
-    @contextmanager
-    def replay_saved_to(self, path: Path) -> Iterator[None]:
-        """Write the replay to ``path``; a checkpoint saved inside the block records that file, its
-        size and a random token stored in it, and loads it only if all three match."""
+    def save_replay(self, path: Path) -> dict:
+        """Write the replay to ``path``. Returns what a checkpoint records of it: the file's name,
+        size, replay position and a random token stored in the file; it loads the file only if all
+        of them match (see ``recording_replay``)."""
         token = secrets.token_hex(8)
         size = self.replay.save(path, token)
-        self._replay_record = {
+        return {
             "replay_file": path.name,
             "replay_position": [self.replay.index, self.replay.filled],
             "replay_token": token,
             "replay_bytes": size,
         }
+
+    @contextmanager
+    def recording_replay(self, record: dict) -> Iterator[None]:
+        """A checkpoint saved inside the block names the replay file of ``record``."""
+        self._replay_record = record
         try:
             yield
         finally:

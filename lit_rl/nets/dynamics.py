@@ -19,6 +19,8 @@ from torch import nn
 
 from lit_rl.nets.mlp import ACTIVATIONS, mlp
 
+Reduce = Callable[[torch.Tensor], torch.Tensor]  # in place over DDP processes (lit_rl.distributed)
+
 
 class RunningStandardScaler(nn.Module):
     """Baconian's ``RunningStandardScaler``: ``(x - mean) / (std + eps)`` with statistics merged
@@ -33,13 +35,18 @@ class RunningStandardScaler(nn.Module):
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
 
     @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
+    def update(self, x: torch.Tensor, reduce: Reduce | None = None) -> None:
+        """Merge the rows of ``x``; ``reduce`` sums the batch's count and moments in place over
+        processes (DDP), so every rank merges the batch of all ranks."""
         x = x.reshape(-1, x.shape[-1]).double()
-        n = x.shape[0]
+        moments = torch.cat([x.new_tensor([x.shape[0]]), x.sum(0), x.square().sum(0)])
+        if reduce is not None:
+            reduce(moments)
+        n, sums, squares = moments[0], moments[1 : 1 + x.shape[1]], moments[1 + x.shape[1] :]
         if n == 0:
             return
-        batch_mean = x.mean(0)
-        batch_var = x.var(0, unbiased=False)
+        batch_mean = sums / n
+        batch_var = (squares / n - batch_mean.square()).clamp_min(0.0)
         total = self.count + n
         delta = batch_mean - self.mean
         m2 = self.var * self.count + batch_var * n + delta.square() * self.count * n / total
@@ -160,11 +167,11 @@ class DynamicsModel(nn.Module):
         delta = data.next_observations - data.observations
         return torch.cat([delta, data.rewards[..., None]], -1) if self.predicts_reward else delta
 
-    def update_scalers(self, data: Transitions) -> None:
-        """Fold new real transitions into the running statistics."""
-        self.state_scaler.update(data.observations)
-        self.action_scaler.update(data.actions)
-        self.target_scaler.update(self.targets(data))
+    def update_scalers(self, data: Transitions, reduce: Reduce | None = None) -> None:
+        """Fold new real transitions into the running statistics (``reduce``: see ``RunningStandardScaler``)."""
+        self.state_scaler.update(data.observations, reduce)
+        self.action_scaler.update(data.actions, reduce)
+        self.target_scaler.update(self.targets(data), reduce)
 
     def inputs(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.state_scaler(observations), self.action_scaler(actions)], -1)
@@ -176,7 +183,9 @@ class DynamicsModel(nn.Module):
         terminations = logit > 0 if logit is not None else None
         return Prediction(next_obs, rewards, terminations)
 
-    def fit(self, data: Transitions, step: StepFn, iterations: int, generator=None) -> dict[str, float]:
+    def fit(
+        self, data: Transitions, step: StepFn, iterations: int, generator=None, reduce: Reduce | None = None
+    ) -> dict[str, float]:
         raise NotImplementedError
 
     def predict(self, observations: torch.Tensor, actions: torch.Tensor) -> Prediction:
@@ -221,7 +230,9 @@ class MLPDynamics(DynamicsModel):
             loss = loss + self.config.l2 * sum(w.square().sum() for w in weights)
         return loss
 
-    def fit(self, data: Transitions, step: StepFn, iterations: int, generator=None) -> dict[str, float]:
+    def fit(
+        self, data: Transitions, step: StepFn, iterations: int, generator=None, reduce: Reduce | None = None
+    ) -> dict[str, float]:
         losses = []
         for _ in range(iterations):
             idx = torch.randint(len(data), (self.config.batch_size,), generator=generator)
@@ -302,7 +313,9 @@ class EnsembleDynamics(DynamicsModel):
         mean, _, _ = self(data.observations, data.actions)
         return (mean - self.target_scaler(self.targets(data))).square().mean((1, 2))
 
-    def fit(self, data: Transitions, step: StepFn, iterations: int, generator=None) -> dict[str, float]:
+    def fit(
+        self, data: Transitions, step: StepFn, iterations: int, generator=None, reduce: Reduce | None = None
+    ) -> dict[str, float]:
         """Train for at most ``iterations`` batches per member, one validation check per epoch
         (a pass over the training split), stop after ``patience`` epochs without a 1% gain."""
         cfg = self.config
@@ -314,7 +327,12 @@ class EnsembleDynamics(DynamicsModel):
         epoch = max(1, math.ceil(len(train) / cfg.batch_size))
         params = list(self.parameters())
         per_member = {id(p) for layer in (*self.layers, self.head) for p in layer.parameters()}
-        best_loss = self.validation_losses(check)
+
+        def validation_losses() -> torch.Tensor:  # averaged over processes: the same stops and elites on all
+            losses = self.validation_losses(check)
+            return reduce(losses) if reduce is not None else losses
+
+        best_loss = validation_losses()
         best = [p.detach().clone() for p in params]
         stale, done, losses = 0, 0, []
         while done < iterations and stale < cfg.patience:
@@ -325,7 +343,7 @@ class EnsembleDynamics(DynamicsModel):
                 step(loss)
                 losses.append(nll.detach())
                 done += 1
-            val = self.validation_losses(check)
+            val = validation_losses()
             improved = (best_loss - val) / best_loss.abs().clamp_min(1e-12) > 0.01
             stale = 0 if improved.any() else stale + 1
             best_loss = torch.where(improved, val, best_loss)
@@ -339,7 +357,7 @@ class EnsembleDynamics(DynamicsModel):
         with torch.no_grad():
             for kept, p in zip(best, params, strict=True):
                 p.copy_(kept)
-        self.validation_loss.copy_(self.validation_losses(check))
+        self.validation_loss.copy_(validation_losses())
         self.elite_indices.copy_(torch.argsort(self.validation_loss)[: cfg.elites])
         return {
             "dynamics/train_loss": torch.stack(losses).mean().item() if losses else float("nan"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -36,8 +38,20 @@ class ObservationNormalizer(nn.Module):
         self.new_sum_sq += (obs * obs).sum(0)
         self.new_count += obs.shape[0]
 
+    PENDING = ("new_sum", "new_sum_sq", "new_count")
+
+    def pending_state_dict(self) -> dict[str, torch.Tensor]:
+        """What was recorded since the last ``update``: under DDP each rank's own."""
+        return {name: getattr(self, name).clone() for name in self.PENDING}
+
     @torch.no_grad()
-    def update(self) -> None:
+    def update(self, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        """Fold the recorded observations in; ``reduce`` sums the recorded sums in place over
+        processes (DDP), so every rank ends with the statistics of all ranks' observations."""
+        if reduce is not None:
+            reduce(self.new_sum)
+            reduce(self.new_sum_sq)
+            reduce(self.new_count)
         if self.new_count == 0:
             return
         total = self.count + self.new_count

@@ -1,0 +1,114 @@
+"""What the algorithms and the DataModule need from DDP (``--trainer.devices N``, multi-node).
+
+Every rank owns its envs and replay (distributed actors); DDP averages the gradients of the
+per-rank batches (synchronous learners). Every count in a config (``env_steps``, ``total_steps``,
+``replay.size``, ``replay.batch_size``, ...) is global, summed over ranks, so a run on N processes
+is the same algorithm as on one, with the env stepping and batch work split N ways. State that
+must agree across ranks but is not a gradient (observation statistics, dynamics-model scalers and
+validation losses) is reduced explicitly; DDP's buffer broadcast is off (``ddp_strategy``).
+
+All functions here are collective under DDP: every rank must call them at the same point.
+With one process they do no communication.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.distributed as dist
+from lightning.pytorch.strategies import DDPStrategy
+
+# torch 2.13 deprecates it in favour of forward_sync_buffers, which cannot skip the sync at wrapping
+warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated")
+
+RANKS_KEY = "ranks"  # under DDP, each rank's rank-local state in a checkpoint, indexed by global rank
+
+
+def ddp_strategy() -> DDPStrategy:
+    """The strategy ``--trainer.strategy auto`` (or ``ddp``) becomes with more than one process.
+
+    ``find_unused_parameters``: each optimizer's backward (critic, actor, MPO duals, dynamics
+    model) reaches only some parameters; Lightning hands each loss to DDP's reducer before its
+    backward, and DDP then marks the parameters that loss does not reach as ready instead of
+    waiting for their gradients forever. The price is one walk of the autograd graph per
+    backward, small next to an MLP's update. Wrapping each network in its own DDP would avoid
+    it but leaves Lightning's single-module model.
+    ``broadcast_buffers=False``: DDP would copy rank 0's buffers over the others' when it wraps
+    the module (after a resume restored each rank's own) and at every ``training_step``, erasing
+    what each rank recorded since the last sync (observation sums). Buffers that must agree are
+    reduced where they are updated instead. Its replacement in torch 2.13,
+    ``forward_sync_buffers=False``, still copies them at wrapping.
+    """
+    return DDPStrategy(find_unused_parameters=True, broadcast_buffers=False)
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def sum_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """In-place sum over ranks; returns ``tensor``."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def mean_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """In-place mean over ranks; returns ``tensor``."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor /= dist.get_world_size()
+    return tensor
+
+
+def all_ranks_agree(flag: bool, device: torch.device) -> bool:
+    """True only if ``flag`` is true on every rank."""
+    if not is_distributed():
+        return flag
+    value = torch.tensor(float(flag), device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def gather_objects(obj) -> list:
+    """Every rank's ``obj`` (picklable), indexed by global rank, on every rank."""
+    if not is_distributed():
+        return [obj]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def broadcast_object(obj):
+    """Rank 0's ``obj`` on every rank."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def add_rank_states(state: dict, local: dict) -> dict:
+    """``state`` with this rank's ``local`` part merged in (so a checkpoint written by rank 0 reads
+    as a single-process one) and, under DDP, every rank's local part under ``RANKS_KEY``."""
+    state = {**state, **local}
+    if is_distributed():
+        state[RANKS_KEY] = gather_objects(local)
+    return state
+
+
+def rank_state(state: dict, rank: int, world_size: int, what: str) -> dict:
+    """This rank's part of a state written by ``add_rank_states``."""
+    written_by = len(state[RANKS_KEY]) if RANKS_KEY in state else 1
+    if written_by != world_size:
+        raise ValueError(checkpoint_world_message(what, written_by, world_size))
+    return state[RANKS_KEY][rank] if RANKS_KEY in state else state
+
+
+def checkpoint_world_message(what: str, written_by: int, world_size: int) -> str:
+    return (
+        f"{what} was written by {written_by} training process(es) (devices x nodes), each with its own envs "
+        f"and replay buffer; this run has {world_size}. Resume with --trainer.devices/--trainer.num_nodes "
+        f"giving {written_by} processes, or start a new run (--resume false or another --name)"
+    )
