@@ -1,11 +1,12 @@
 """What the algorithms and the DataModule need from DDP (``--trainer.devices N``, multi-node).
 
-Every rank owns its envs and replay (distributed actors); DDP averages the gradients of the
-per-rank batches (synchronous learners). Every count in a config (``env_steps``, ``total_steps``,
-``replay.size``, ``replay.batch_size``, ...) is global, summed over ranks, so a run on N processes
-is the same algorithm as on one, with the env stepping and batch work split N ways. State that
-must agree across ranks but is not a gradient (observation statistics, dynamics-model scalers and
-validation losses) is reduced explicitly; DDP's buffer broadcast is off (``ddp_strategy``).
+Every rank owns its envs and replay (distributed actors); the gradients of the per-rank
+batches are averaged at every optimizer step (synchronous learners, ``average_gradients``).
+Every count in a config (``env_steps``, ``total_steps``, ``replay.size``, ``replay.batch_size``,
+...) is global, summed over ranks, so a run on N processes is the same algorithm as on one,
+with the env stepping and batch work split N ways. State that must agree across ranks but is
+not a gradient (observation statistics, dynamics-model scalers and validation losses) is
+reduced explicitly; DDP's buffer broadcast is off (``RolloutDDPStrategy``).
 
 All functions here are collective under DDP: every rank must call them at the same point.
 With one process they do no communication.
@@ -25,22 +26,35 @@ warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated")
 RANKS_KEY = "ranks"  # under DDP, each rank's rank-local state in a checkpoint, indexed by global rank
 
 
-def ddp_strategy() -> DDPStrategy:
-    """The strategy ``--trainer.strategy auto`` (or ``ddp``) becomes with more than one process.
+class RolloutDDPStrategy(DDPStrategy):
+    """Lightning's DDP (launchers, process group, rank 0 checkpoints) with DDP's own gradient
+    reducer switched off: ``OffPolicyAlgorithm.clip_and_step`` averages each optimizer's
+    gradients itself (``average_gradients``).
 
-    ``find_unused_parameters``: each optimizer's backward (critic, actor, MPO duals, dynamics
-    model) reaches only some parameters; Lightning hands each loss to DDP's reducer before its
-    backward, and DDP then marks the parameters that loss does not reach as ready instead of
-    waiting for their gradients forever. The price is one walk of the autograd graph per
-    backward, small next to an MLP's update. Wrapping each network in its own DDP would avoid
-    it but leaves Lightning's single-module model.
+    Each backward of an actor-critic update (critic, actor, MPO duals, dynamics model) reaches
+    only some parameters. DDP's reducer expects every parameter's gradient after each backward;
+    ``find_unused_parameters=True`` makes it cope by walking the autograd graph and then
+    all-reducing every parameter, the unused ones as zeros, at every backward. Averaging per
+    optimizer sends only that optimizer's gradients, in one message that also carries whether
+    every rank's loss was finite, so all ranks skip a non-finite update together.
+
     ``broadcast_buffers=False``: DDP would copy rank 0's buffers over the others' when it wraps
     the module (after a resume restored each rank's own) and at every ``training_step``, erasing
     what each rank recorded since the last sync (observation sums). Buffers that must agree are
     reduced where they are updated instead. Its replacement in torch 2.13,
     ``forward_sync_buffers=False``, still copies them at wrapping.
     """
-    return DDPStrategy(find_unused_parameters=True, broadcast_buffers=False)
+
+    def __init__(self, **kwargs):
+        super().__init__(broadcast_buffers=False, **kwargs)
+
+    def pre_backward(self, closure_loss: torch.Tensor) -> None:
+        pass  # DDPStrategy would arm the reducer for this backward; gradients are averaged per step
+
+
+def ddp_strategy() -> DDPStrategy:
+    """The strategy ``--trainer.strategy auto`` (or ``ddp``) becomes with more than one process."""
+    return RolloutDDPStrategy()
 
 
 def is_distributed() -> bool:
@@ -69,6 +83,29 @@ def all_ranks_agree(flag: bool, device: torch.device) -> bool:
     value = torch.tensor(float(flag), device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MIN)
     return bool(value.item())
+
+
+def average_gradients(params: list[torch.Tensor], backward_done: bool) -> bool:
+    """Average the gradients of ``params`` over ranks in one all-reduce; a parameter without a
+    gradient counts as zero and keeps none. ``backward_done`` is false on a rank that skipped its
+    backward (non-finite loss): then every rank drops its gradients and False is returned."""
+    if not is_distributed() or not params:
+        return backward_done
+    grads = [p.grad.reshape(-1) if p.grad is not None else p.new_zeros(p.numel()) for p in params]
+    flat = torch.cat([*grads, params[0].new_tensor([float(backward_done)])])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    world = dist.get_world_size()
+    if flat[-1].item() < world:
+        for p in params:
+            p.grad = None
+        return False
+    flat /= world
+    offset = 0
+    for p in params:
+        if p.grad is not None:
+            p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
+        offset += p.numel()
+    return True
 
 
 def gather_objects(obj) -> list:

@@ -3,7 +3,10 @@ run is a subprocess with a timeout, so a hang fails the test instead of hanging 
 
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -158,3 +161,13 @@ def test_dep_mpo_on_myosuite_with_two_processes_resumes_each_ranks_dep(tmp_path)
         restored = load(tmp_path / "second" / f"start-rank{rank}.pt")
         assert torch.equal(restored["replay_observations"], ends[rank]["replay_observations"])
         assert second["acting"]["ranks"][rank]["dep"]["controller"]["t"] > dep[rank]["t"]
+
+
+def test_gradients_are_averaged_and_a_non_finite_loss_anywhere_skips_everywhere():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    port = str(29_400 + os.getpid() % 500)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "ddp_average_check.py"), port],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]

@@ -17,7 +17,7 @@ from torch import nn
 
 from lit_rl.data.datamodule import EpisodeResult, PhaseEnd, RolloutContext
 from lit_rl.data.replay import Batch
-from lit_rl.distributed import add_rank_states, all_ranks_agree, gather_objects, rank_state, sum_across_ranks
+from lit_rl.distributed import add_rank_states, average_gradients, gather_objects, rank_state, sum_across_ranks
 from lit_rl.explore import DEPConfig, DEPController, DEPSwitch
 from lit_rl.nets import ObservationNormalizer
 
@@ -236,8 +236,7 @@ class OffPolicyAlgorithm(LightningModule):
     def manual_backward(self, loss: torch.Tensor, *args, **kwargs) -> None:
         # The optimizers zero gradients with set_to_none, so a skipped backward makes the next
         # optimizer step skip every parameter: no update, no change to its moment estimates.
-        # Under DDP all ranks skip together, or the others would wait for its gradients forever.
-        if not all_ranks_agree(bool(torch.isfinite(loss).all()), loss.device):
+        if not torch.isfinite(loss).all():
             self._nonfinite_losses.append(f"{loss.item()}")
             return
         super().manual_backward(loss, *args, **kwargs)
@@ -272,12 +271,23 @@ class OffPolicyAlgorithm(LightningModule):
         if self.trainer.datamodule.done:
             self.trainer.should_stop = True
 
-    def clip_and_step(self, optimizer, loss: torch.Tensor, max_norm: float | None) -> None:
-        optimizer.zero_grad(set_to_none=True)
+    def clip_and_step(self, optimizer, loss: torch.Tensor, max_norm: float | None, *also) -> None:
+        """Backward ``loss``, average the gradients over ranks (DDP), clip ``optimizer``'s and step
+        it and the optimizers in ``also`` (unclipped, e.g. MPO's duals). If the loss is non-finite
+        on any rank, no rank changes anything."""
+        optimizers = (optimizer, *also)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        skipped = len(self._nonfinite_losses)
         self.manual_backward(loss)
+        backward_done = len(self._nonfinite_losses) == skipped
+        params = [p for opt in optimizers for group in opt.param_groups for p in group["params"]]
+        if not average_gradients(params, backward_done) and backward_done:
+            self._nonfinite_losses.append("non-finite on another process")
         if max_norm is not None:
             self.clip_gradients(optimizer, gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
-        optimizer.step()
+        for opt in optimizers:
+            opt.step()
 
     # ------------------------------------------------------------ evaluation
 

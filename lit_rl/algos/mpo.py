@@ -214,13 +214,7 @@ class MPO(OffPolicyAlgorithm):
 
         self.clamp_duals()
         actor_loss, metrics = self.actor_loss(batch.observations)
-        actor_opt.zero_grad(set_to_none=True)
-        dual_opt.zero_grad(set_to_none=True)
-        self.manual_backward(actor_loss)
-        if max_norm is not None:
-            self.clip_gradients(actor_opt, gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
-        actor_opt.step()
-        dual_opt.step()
+        self.clip_and_step(actor_opt, actor_loss, max_norm, dual_opt)
 
         self.targets.update(self.hparams.tau)
         return {"loss/actor": actor_loss.detach(), "loss/critic": critic_loss.detach(), "q/mean": q.mean(), **metrics}
