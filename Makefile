@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/ddpg_pendulum.yaml
 TORCH := torch==2.13.0
 
-.PHONY: train test test-all lint format bench clean osmesa
+.PHONY: train test test-all lint format bench bench-quick clean osmesa
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -49,6 +49,11 @@ format: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) bench/run.py
+
+# The regression check: the same benchmarks, one seed, short budgets (under 10 minutes on 2 cores).
+bench-quick: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) bench/run.py --quick
 
 clean:
 	rm -rf runs bench_runs .pytest_cache .ruff_cache

@@ -5,34 +5,40 @@ same evaluation protocol: every ``--eval-steps`` real steps (default 250, for bo
 5 test episodes with the deterministic policy, episode ``i`` from seed ``seed + 1_000_000 + i``.
 Reports per seed the first real step whose mean test return is >= -200, the final return and
 the training wall time per real step (evaluation excluded); writes bench_runs/dyna_pendulum.json,
-bench/plots/dyna_vs_ddpg_pendulum.png (return against real steps, kept in the repository) and
-the Dyna table in BENCHMARKS.md.
+the run directories (bench_runs/dyna_runs), bench/plots/dyna_vs_ddpg_pendulum.png (return against
+real steps, drawn by `python -m lit_rl plot`, kept in the repository) and the Dyna table in
+BENCHMARKS.md. ``--quick``: shorter budgets (``QUICK_STEPS``), everything under
+bench_runs/quick and the quick-dyna-table section.
 
-    python bench/dyna_pendulum.py [--seeds 0 1 2] [--threads 1]
+    python bench/dyna_pendulum.py [--seeds 0 1 2] [--threads 1] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 from lit_rl_pendulum import run
-from summary import report, rewrite_section
+from summary import (
+    figure_path,
+    fmt_steps,
+    machine_line,
+    out_dir,
+    plot_curves,
+    report,
+    rewrite_section,
+    section,
+    spread,
+    steps_spread,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench_runs"
-PLOT = ROOT / "bench" / "plots" / "dyna_vs_ddpg_pendulum.png"
 CONFIGS = {"Dyna": "configs/dyna_pendulum.yaml", "DDPG": "configs/ddpg_pendulum.yaml"}
-
-
-def fmt_steps(value) -> str:
-    return "never" if value is None or value == float("inf") else f"{int(value):,}"
+# Real-step budgets of --quick: past where seed 0 reaches -200 in the full runs (Dyna 1,000, DDPG 3,250).
+QUICK_STEPS = {"Dyna": 1_500, "DDPG": 6_000}
 
 
 def per_step_ms(result: dict) -> float:
@@ -57,71 +63,42 @@ def breakdown(runs: list[dict]) -> dict[str, float]:
     return {name: statistics.median(row[name] for row in rows) for name in rows[0]}
 
 
-def table(results: dict[str, dict], eval_steps: int, threads: int) -> str:
+def table(results: dict[str, dict], eval_steps: int, threads: int, quick: bool, figure: str) -> str:
     lines = [
+        machine_line(),
+        "",
         "| algorithm | seed | real steps to test return >= -200 | final test return (real steps) "
         "| training time (s) | ms per real step |",
         "|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
-        for r in result["runs"]:
+        runs = result["runs"]
+        for r in runs:
             final_steps = r["curve"][-1][0]
             lines.append(
                 f"| {name} | {r['seed']} | {fmt_steps(r['steps_to_minus_200'])} | {r['final_return']:.1f} "
                 f"({final_steps:,}) | {r['train_seconds']:.1f} | {per_step_ms(r):.1f} |"
             )
-        median_ms = statistics.median(per_step_ms(r) for r in result["runs"])
         lines.append(
-            f"| **{name}** | median | **{fmt_steps(result['median_steps_to_minus_200'])}** | | "
-            f"{result['median_train_seconds']:.1f} | **{median_ms:.1f}** |"
+            f"| **{name}** | median (min–max) | **{steps_spread(runs)}** | | "
+            f"{spread([r['train_seconds'] for r in runs])} | **{spread([per_step_ms(r) for r in runs])}** |"
         )
     parts = breakdown(results["Dyna"]["runs"])
     dyna, ddpg = results["Dyna"]["median_steps_to_minus_200"], results["DDPG"]["median_steps_to_minus_200"]
     ratio = f"{dyna / ddpg:.2f}" if dyna not in (None, float("inf")) and ddpg not in (None, float("inf")) else "n/a"
+    command = "python bench/dyna_pendulum.py" + (" --quick" if quick else "")
     lines += [
         "",
         f"Dyna / DDPG median real steps to -200: **{ratio}** (target: <= 0.5). Evaluation every "
-        f"{eval_steps} real steps for both. Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, "
-        f"{platform.python_version()}, torch threads {threads}, one `python bench/dyna_pendulum.py` run.",
+        f"{eval_steps} real steps for both; torch threads {threads}; one `{command}` run.",
         "",
         "Dyna's training time per real step, by part of its flow (median over seeds, ms): "
         + ", ".join(f"{name} {ms:.1f}" for name, ms in parts.items())
         + ".",
         "",
-        f"![test return against real environment steps]({PLOT.relative_to(ROOT)})",
+        figure,
     ]
     return "\n".join(lines)
-
-
-def plot(results: dict[str, dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    colors = {"Dyna": "tab:blue", "DDPG": "tab:orange"}
-    for name, result in results.items():
-        curves = [r["curve"] for r in result["runs"]]
-        for r in result["runs"]:
-            steps, returns = zip(*r["curve"], strict=True)
-            ax.plot(steps, returns, color=colors[name], alpha=0.3, linewidth=1)
-        length = min(len(c) for c in curves)
-        steps = [c[0] for c in curves[0][:length]]
-        median = [statistics.median(c[i][1] for c in curves) for i in range(length)]
-        ax.plot(steps, median, color=colors[name], linewidth=2.2, label=f"{name} (median of {len(curves)} seeds)")
-    ax.axhline(-200, color="gray", linestyle="--", linewidth=1)
-    ax.set_xlabel("real environment steps")
-    ax.set_ylabel("test episode return (mean of 5)")
-    # DDPG's 20,000 steps would squeeze the interesting part: show the first 10,000
-    ax.set_xlim(0, min(10_000, max(r["curve"][-1][0] for result in results.values() for r in result["runs"])))
-    ax.set_ylim(-1700, 0)
-    ax.set_title("Pendulum-v1: Dyna vs DDPG")
-    ax.legend(loc="lower right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main() -> None:
@@ -136,32 +113,37 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=sorted(CONFIGS), help="run one side only (no table, no plot)")
     parser.add_argument("--dyna-config", default=CONFIGS["Dyna"])
+    parser.add_argument("--quick", action="store_true", help="QUICK_STEPS budgets, output under bench_runs/quick")
     parser.add_argument("overrides", nargs="*", help="extra CLI overrides for the Dyna config")
     args = parser.parse_args()
     sys.argv = sys.argv[:1]  # the runs get their arguments from `run`, not from this command line
     torch.set_num_threads(args.threads)
-    OUT.mkdir(exist_ok=True)
+    out = out_dir(args.quick)
     configs = {**CONFIGS, "Dyna": args.dyna_config}
     results = {}
     for name, config in configs.items():
         if args.only and name != args.only:
             continue
         overrides = [f"--data.init_args.epoch_steps={args.eval_steps}"]
+        if args.quick:
+            overrides.append(f"--data.init_args.total_steps={QUICK_STEPS[name]}")
         if name == "Dyna":
             # Dyna's own test period knob, if the config sets one, must agree with the protocol
             overrides += [f"--model.init_args.test_algo_every_real_sample_count={args.eval_steps}", *args.overrides]
         print(f"{name}: {config}", flush=True)
-        runs = [run(config, seed, overrides) for seed in args.seeds]
+        runs = [run(config, seed, overrides, out / "dyna_runs") for seed in args.seeds]
         results[name] = report(f"lit_rl:{Path(config).stem}", runs, config=config, overrides=overrides)
     if args.only:
-        (OUT / f"dyna_bench_{args.only.lower()}.json").write_text(json.dumps(results, indent=1))
+        (out / f"dyna_bench_{args.only.lower()}.json").write_text(json.dumps(results, indent=1))
         return
-    (OUT / "dyna_pendulum.json").write_text(json.dumps(results, indent=1))
-    PLOT.parent.mkdir(exist_ok=True)
-    plot(results, PLOT)
-    text = table(results, args.eval_steps, args.threads)
+    (out / "dyna_pendulum.json").write_text(json.dumps(results, indent=1))
+    run_dirs = [Path(r["run_dir"]) for result in results.values() for r in result["runs"]]
+    figure = plot_curves(
+        run_dirs, figure_path("dyna_vs_ddpg_pendulum.png", args.quick), "test return against real environment steps"
+    )
+    text = table(results, args.eval_steps, args.threads, args.quick, figure)
     print(text)
-    rewrite_section("dyna-table", text)
+    rewrite_section(section("dyna-table", args.quick), text)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import argparse
 import time
 
 import numpy as np
+from summary import machine_line
 
 from lit_rl.envs import EnvConfig, make_vector_envs
 
@@ -44,6 +45,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="vector steps per measurement")
     parser.add_argument("--layouts", nargs="+", default=["1x20", "2x10"], help="parallel x sequential")
     args = parser.parse_args()
+    print(machine_line("mujoco", "myosuite"))
+    print()
     print("| parallel x sequential | muscle states | env steps/s |")
     print("|---|---|---|")
     for layout in args.layouts:

@@ -3,7 +3,8 @@
 Runs ``--config`` (default ``configs/ddpg_pendulum.yaml``) in-process through the CLI, evaluates every epoch (the
 config's ``epoch_steps``) and reports, per seed, the training wall time (evaluation excluded,
 as for the SB3 baseline) and the first environment step at which the mean test return is
->= -200.
+>= -200. Each seed's run directory (``--runs-dir``/<config>_seed<seed>: config.yaml, a CSVLogger
+metrics.csv, checkpoints) is kept for ``python -m lit_rl plot``; a rerun replaces it.
 
     python bench/lit_rl_pendulum.py --seeds 0 1 2 --out bench_runs/lit_rl_ddpg.json
 """
@@ -11,12 +12,13 @@ as for the SB3 baseline) and the first environment step at which the mean test r
 from __future__ import annotations
 
 import argparse
-import tempfile
+import shutil
 import time
 from pathlib import Path
 
+import torch
 from lightning.pytorch import Callback
-from summary import report
+from summary import out_dir, report
 
 from lit_rl.cli import LitRLCLI
 
@@ -47,29 +49,20 @@ class Timer(Callback):
         self.train_seconds = time.perf_counter() - self._start - self.eval_seconds
 
 
-def run(config: str, seed: int, overrides: list[str]) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        args = [
-            "--config",
-            config,
-            "--seed_everything",
-            str(seed),
-            "--working_dir",
-            tmp,
-            "--name",
-            "bench",
-            "--trainer.logger",
-            "false",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.enable_model_summary",
-            "false",
-            *overrides,
-        ]
-        cli = LitRLCLI(args=args, run=False)
-        timer = Timer()
-        cli.trainer.callbacks.append(timer)
-        cli.trainer.fit(cli.model, cli.datamodule)
+def run(config: str, seed: int, overrides: list[str], runs_dir: Path) -> dict:
+    name = f"{Path(config).stem}_seed{seed}"
+    run_dir = runs_dir / name
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, not a resume of the last benchmark's
+    args = [
+        "--config", config, "--seed_everything", str(seed), "--working_dir", str(runs_dir), "--name", name,
+        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",  # the curves for `python -m lit_rl plot`
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        *overrides,
+    ]  # fmt: skip
+    cli = LitRLCLI(args=args, run=False)
+    timer = Timer()
+    cli.trainer.callbacks.append(timer)
+    cli.trainer.fit(cli.model, cli.datamodule)
     reached = next((steps for steps, ret in timer.curve if ret >= -200), None)
     result = {
         "seed": seed,
@@ -77,6 +70,7 @@ def run(config: str, seed: int, overrides: list[str]) -> dict:
         "steps_to_minus_200": reached,
         "final_return": timer.curve[-1][1],
         "curve": timer.curve,
+        "run_dir": str(run_dir),
     }
     if hasattr(cli.model, "seconds"):  # Dyna: wall seconds of each part of its flow
         result["part_seconds"] = dict(cli.model.seconds)
@@ -87,10 +81,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/ddpg_pendulum.yaml")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out")
+    parser.add_argument(
+        "--runs-dir", type=Path, default=out_dir(False) / "pendulum_runs", help="parent of the run dirs"
+    )
     parser.add_argument("overrides", nargs="*", help="extra CLI overrides, e.g. --model.init_args.actor_lr=3e-4")
     args = parser.parse_args()
-    runs = [run(args.config, seed, args.overrides) for seed in args.seeds]
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    runs = [run(args.config, seed, args.overrides, args.runs_dir) for seed in args.seeds]
     report(f"lit_rl:{Path(args.config).stem}", runs, args.out, config=args.config, overrides=args.overrides)
 
 

@@ -1,77 +1,192 @@
-"""`make bench`: DDPG on Pendulum-v1, lit_rl against Stable-Baselines3, seeds 0-2, one run;
-then the DEP-MPO myoLegWalk throughput and DEP controller timings (bench/dep_mpo_throughput.py);
-then Dyna against DDPG on Pendulum-v1 by real environment steps (bench/dyna_pendulum.py).
+"""`make bench` and `make bench-quick`: every benchmark, one after the other on this machine.
 
-Both Pendulum sides run one after the other on this machine, so their wall times compare as a
-ratio. Writes bench_runs/*.json and rewrites the tables in BENCHMARKS.md.
+They run in one go so that their wall times compare as ratios. The steps (``STEPS``, in order):
 
-    python bench/run.py [--seeds 0 1 2]
+1. DDPG on Pendulum-v1, lit_rl against Stable-Baselines3 (bench/lit_rl_pendulum.py,
+   bench/sb3_ddpg_pendulum.py): seeds 0-2, 20,000 steps each, and the lit_rl learning curves
+   (bench/plots/ddpg_pendulum.png, drawn by `python -m lit_rl plot`);
+2. DEP-MPO myoLegWalk throughput and DEP controller timings (bench/dep_mpo_throughput.py);
+3. Dyna against DDPG on Pendulum-v1 by real environment steps (bench/dyna_pendulum.py);
+4. DDPG Pendulum and DEP-MPO myoLegWalk env steps/s with 1 and 2 DDP processes (bench/ddp_throughput.py).
+
+Writes bench_runs/ (JSON, run directories), rewrites the tables in BENCHMARKS.md and the
+runtime section: the wall time of each step, the CPU other jobs used meanwhile, and the checks.
+
+``--quick`` (`make bench-quick`) checks that nothing regressed: seed 0 only, 15,000 Pendulum
+steps and one torch thread for both sides, and each script's own ``--quick`` budgets; everything goes to
+bench_runs/quick and to the quick-* sections of BENCHMARKS.md, never to the full tables.
+
+Runtime (run.py writes each step's wall time to the runtime sections of BENCHMARKS.md):
+`make bench-quick` took 4.8 min and 8.5 min in two runs on 2026-11-21 on this 2-core machine,
+both under load: other jobs used 0.7 and 0.9 of the 2 cores. Pendulum took 1.7 and 1.6 min,
+Dyna 0.7 and 0.8; DEP-MPO 2.3 and 6.1, its hidden-1024 updates on 2 threads being what a busy
+core slows most. The full `make bench` has not been timed by this script yet; from the
+training times in its tables (quiet machine) plus the start-up and evaluation overhead the
+quick run showed, it should take about 16 min: Pendulum about 6, DEP-MPO about 5, Dyna about 5.5.
+
+The checks (exit status 1 if one fails, after every table is written): lit_rl DDPG reaches a
+test return of -200 within its budget for every seed; Dyna reaches it in at most half DDPG's
+median real steps.
+
+    python bench/run.py [--quick] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
+import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from summary import rewrite_section
+from summary import (
+    ROOT,
+    figure_path,
+    fmt_steps,
+    machine_line,
+    out_dir,
+    plot_curves,
+    rewrite_section,
+    section,
+    spread,
+    steps_spread,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench_runs"
+# Both Pendulum sides' budget; quick: still past SB3's learning_starts (10,000) and its -200 (13,000).
+PENDULUM_STEPS = {False: 20_000, True: 15_000}
+# Quick: one torch thread on both sides. When another job holds a core, the second thread's
+# spin-waits make these 64-unit updates 10-30x slower (measured on this machine).
+PENDULUM_THREADS = {False: [], True: ["--threads", "1"]}
+Check = tuple[str, bool]
 
 
-def run(script: str, seeds: list[str], out: Path) -> dict:
-    subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), "--seeds", *seeds, "--out", str(out)], cwd=ROOT, check=True
-    )
-    return json.loads(out.read_text())
+def run_script(script: str, *args: str) -> None:
+    subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT, check=True)
 
 
-def fmt_steps(value) -> str:
-    return "never" if value is None or value == float("inf") else f"{int(value):,}"
-
-
-def table(ours: dict, sb3: dict) -> str:
+def pendulum_table(ours: dict, sb3: dict, steps: int, figure: str) -> str:
     lines = [
+        machine_line("stable-baselines3"),
+        "",
         "| implementation | seed | steps to test return >= -200 | final test return | training time (s) |",
         "|---|---|---|---|---|",
     ]
     for name, result in (("lit_rl DDPG", ours), ("SB3 DDPG (rl-zoo)", sb3)):
-        for r in result["runs"]:
+        runs = result["runs"]
+        for r in runs:
             lines.append(
                 f"| {name} | {r['seed']} | {fmt_steps(r['steps_to_minus_200'])} | "
                 f"{r['final_return']:.1f} | {r['train_seconds']:.1f} |"
             )
         lines.append(
-            f"| **{name}** | median | **{fmt_steps(result['median_steps_to_minus_200'])}** | | "
-            f"**{result['median_train_seconds']:.1f}** |"
+            f"| **{name}** | median (min–max) | **{steps_spread(runs)}** | | "
+            f"**{spread([r['train_seconds'] for r in runs])}** |"
         )
     ratio = ours["median_train_seconds"] / sb3["median_train_seconds"]
-    lines.append("")
-    lines.append(
-        f"lit_rl / SB3 median training time: **{ratio:.2f}**. Measured {time.strftime('%Y-%m-%d')} on "
-        f"{platform.machine()}, {platform.python_version()}, one `make bench` run."
-    )
+    lines += ["", f"lit_rl / SB3 median training time over {steps:,} steps: **{ratio:.2f}**.", "", figure]
+    return "\n".join(lines)
+
+
+def pendulum(seeds: list[str], quick: bool) -> list[Check]:
+    out, steps, threads = out_dir(quick), PENDULUM_STEPS[quick], PENDULUM_THREADS[quick]
+    ours_json, sb3_json = out / "lit_rl_ddpg_pendulum.json", out / "sb3_ddpg_pendulum.json"
+    common, runs_dir = ["--seeds", *seeds, *threads], out / "pendulum_runs"
+    budget = f"--data.init_args.total_steps={steps}"
+    run_script("lit_rl_pendulum.py", *common, "--out", str(ours_json), "--runs-dir", str(runs_dir), "--", budget)
+    run_script("sb3_ddpg_pendulum.py", *common, "--out", str(sb3_json), "--total-steps", str(steps))
+    ours, sb3 = json.loads(ours_json.read_text()), json.loads(sb3_json.read_text())
+    run_dirs = [Path(r["run_dir"]) for r in ours["runs"]]
+    figure = plot_curves(run_dirs, figure_path("ddpg_pendulum.png", quick), "lit_rl DDPG test return, Pendulum-v1")
+    report = pendulum_table(ours, sb3, steps, figure)
+    print(report)
+    rewrite_section(section("pendulum-table", quick), report)
+    reached = all(r["steps_to_minus_200"] is not None for r in ours["runs"])
+    return [(f"lit_rl DDPG reaches -200 within {steps:,} steps, every seed", reached)]
+
+
+def dep_mpo_throughput(seeds: list[str], quick: bool) -> list[Check]:
+    run_script("dep_mpo_throughput.py", *(["--quick"] if quick else []))
+    return []  # timings on a shared machine are read, not checked
+
+
+def ddp_throughput(seeds: list[str], quick: bool) -> list[Check]:
+    run_script("ddp_throughput.py", *(["--quick"] if quick else []))
+    return []
+
+
+def dyna(seeds: list[str], quick: bool) -> list[Check]:
+    run_script("dyna_pendulum.py", "--seeds", *seeds, *(["--quick"] if quick else []))
+    results = json.loads((out_dir(quick) / "dyna_pendulum.json").read_text())
+    dyna_steps, ddpg_steps = (results[name]["median_steps_to_minus_200"] for name in ("Dyna", "DDPG"))
+    reached = dyna_steps != float("inf") and dyna_steps <= 0.5 * ddpg_steps
+    return [("Dyna reaches -200 in <= 0.5x DDPG's median real steps", reached)]
+
+
+STEPS: dict[str, Callable[[list[str], bool], list[Check]]] = {
+    "DDPG Pendulum-v1, lit_rl vs SB3": pendulum,
+    "DEP-MPO throughput, DEP controller": dep_mpo_throughput,
+    "Dyna vs DDPG Pendulum-v1": dyna,
+    "DDP throughput, 1 vs 2 processes": ddp_throughput,
+}
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds every process on the machine has used since boot (/proc/stat, not idle or iowait)."""
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, Path("/proc/stat").read_text().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of the benchmark processes it has waited for."""
+    usages = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return sum(u.ru_utime + u.ru_stime for u in usages)
+
+
+def fmt_minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def runtime_report(seconds: dict[str, float], other_cores: float, checks: list[Check], quick: bool) -> str:
+    lines = [
+        machine_line("mujoco", "myosuite", "stable-baselines3"),
+        "",
+        "| step | wall time |",
+        "|---|---|",
+        *(f"| {name} | {fmt_minutes(s)} |" for name, s in seconds.items()),
+        f"| **total** (`make {'bench-quick' if quick else 'bench'}`) | **{fmt_minutes(sum(seconds.values()))}** |",
+        "",
+        f"Other jobs used {other_cores:.1f} of the {os.cpu_count()} cores on average meanwhile (machine CPU "
+        "time from /proc/stat less this run's own).",
+        "",
+        "Checks: " + "; ".join(f"{name}: **{'pass' if passed else 'FAIL'}**" for name, passed in checks) + ".",
+    ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", nargs="+", default=["0", "1", "2"])
+    parser.add_argument("--quick", action="store_true", help="the quick regression check (make bench-quick)")
+    parser.add_argument("--seeds", nargs="+", help="default: 0 1 2, with --quick 0")
     args = parser.parse_args()
-    OUT.mkdir(exist_ok=True)
-    ours = run("lit_rl_pendulum.py", args.seeds, OUT / "lit_rl_ddpg_pendulum.json")
-    sb3 = run("sb3_ddpg_pendulum.py", args.seeds, OUT / "sb3_ddpg_pendulum.json")
-    report = table(ours, sb3)
+    seeds = args.seeds or (["0"] if args.quick else ["0", "1", "2"])
+    seconds, checks = {}, []
+    start, busy_start, own_start = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()
+    for name, step in STEPS.items():
+        step_start = time.perf_counter()
+        checks += step(seeds, args.quick)
+        seconds[name] = time.perf_counter() - step_start
+        print(f"== {name}: {fmt_minutes(seconds[name])}", flush=True)
+    wall = time.perf_counter() - start
+    other_cores = max(0.0, (busy_cpu_seconds() - busy_start) - (own_cpu_seconds() - own_start)) / wall
+    report = runtime_report(seconds, other_cores, checks, args.quick)
     print(report)
-    rewrite_section("pendulum-table", report)
-    subprocess.run([sys.executable, str(ROOT / "bench" / "dep_mpo_throughput.py")], cwd=ROOT, check=True)
-    dyna = [sys.executable, str(ROOT / "bench" / "dyna_pendulum.py"), "--seeds", *args.seeds]
-    subprocess.run(dyna, cwd=ROOT, check=True)
+    rewrite_section(section("runtime", args.quick), report)
+    if not all(passed for _, passed in checks):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

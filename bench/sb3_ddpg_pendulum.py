@@ -16,6 +16,7 @@ import time
 
 import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3 import DDPG
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import NormalActionNoise
@@ -106,8 +107,11 @@ def main() -> None:
     parser.add_argument("--total-steps", type=int, default=20_000)
     parser.add_argument("--eval-every", type=int, default=1_000)
     parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", help="JSON file to write the results to")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     runs = [run(seed, args.total_steps, args.eval_every, args.eval_episodes) for seed in args.seeds]
     report("sb3_ddpg", runs, args.out)

@@ -1,16 +1,79 @@
-"""The per-seed and median summary shared by the Pendulum benchmark scripts."""
+"""What the benchmark scripts share: the per-seed and median summary, the machine/version header
+line of every table, where full and quick (`--quick`) runs write, the BENCHMARKS.md section
+rewrite and the learning-curve figures."""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import re
 import statistics
+import time
+from importlib import metadata
 from pathlib import Path
 
-BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 
 
-def report(algo: str, runs: list[dict], out: str | None = None, **extra) -> dict:
+def out_dir(quick: bool) -> Path:
+    """Where a run writes its JSON, run directories and (quick) figures: a quick run never
+    overwrites the full run's."""
+    path = ROOT / "bench_runs" / "quick" if quick else ROOT / "bench_runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def figure_path(name: str, quick: bool) -> Path:
+    """Full runs keep their figures in the repository (bench/plots), quick runs next to their data."""
+    return out_dir(True) / name if quick else ROOT / "bench" / "plots" / name
+
+
+def section(name: str, quick: bool) -> str:
+    """The BENCHMARKS.md section a table goes to: quick runs have their own."""
+    return f"quick-{name}" if quick else name
+
+
+def fmt_steps(value) -> str:
+    return "never" if value is None or value == float("inf") else f"{int(value):,}"
+
+
+def spread(values: list[float], fmt=lambda v: f"{v:.1f}") -> str:
+    """``median (min–max)`` over repeats; a single value alone."""
+    if len(values) == 1:
+        return fmt(values[0])
+    return f"{fmt(statistics.median(values))} ({fmt(min(values))}–{fmt(max(values))})"
+
+
+def steps_spread(runs: list[dict]) -> str:
+    """Steps to test return >= -200 over seeds; a seed that never gets there counts as infinitely slow."""
+    steps = [r["steps_to_minus_200"] for r in runs]
+    return spread([float("inf") if s is None else s for s in steps], fmt_steps)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def machine_line(*packages: str) -> str:
+    """The header line of every table the bench scripts write: date, machine and versions
+    (python, torch, lightning, gymnasium, and ``packages`` where a script uses them)."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("lightning", "gymnasium", *packages))
+    return (
+        f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores ({_cpu_model()}), {gpu}; "
+        f"python {platform.python_version()}, torch {torch.__version__}, {versions}."
+    )
+
+
+def report(algo: str, runs: list[dict], out: str | Path | None = None, **extra) -> dict:
     """Print each seed and the medians; write them to ``out`` as JSON. A seed that never
     reaches -200 counts as infinitely slow in the median."""
     reached = [r["steps_to_minus_200"] for r in runs]
@@ -30,6 +93,19 @@ def report(algo: str, runs: list[dict], out: str | None = None, **extra) -> dict
         with open(out, "w") as f:
             json.dump(result, f, indent=1)
     return result
+
+
+def plot_curves(run_dirs: list[Path], out: Path, title: str) -> str:
+    """Draw test return against environment steps with `python -m lit_rl plot` (lit_rl/plot.py,
+    the one place that draws curves); returns the BENCHMARKS.md lines: the figure and the
+    command that redraws it."""
+    from lit_rl.plot import plot
+
+    plot(run_dirs, "test/episode_return", "env_steps", out)
+    dirs = " ".join(str(d.resolve().relative_to(ROOT)) for d in run_dirs)
+    figure = out.resolve().relative_to(ROOT)
+    command = f"python -m lit_rl plot {dirs} --metric test/episode_return --x env_steps --out {figure}"
+    return f"![{title}]({figure})\n\nDrawn by `{command}`."
 
 
 def rewrite_section(name: str, text: str) -> None:
