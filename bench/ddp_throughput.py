@@ -26,14 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = {
     "DDPG Pendulum-v1, 1 env per process, 50 updates of 256 every 50 steps": (
         "configs/ddpg_pendulum.yaml",
-        ["--data.init_args.epoch_steps", "{total}"],
+        ["--data.init_args.epoch_steps", "{total}", "--data.init_args.save_steps", "{total}"],
         (20_000, 6_000),
     ),
     "DEP-MPO myoLegWalk-v0, 10 envs per process, hidden 1024, DEP then 30 batches of 256 every 1,000 steps": (
         "configs/dep_mpo_myolegwalk.yaml",
         [
             "--data.init_args.parallel", "1", "--data.init_args.sequential", "10",
-            "--data.init_args.epoch_steps", "{total}", "--data.init_args.replay.steps_before_batches", "{half}",
+            "--data.init_args.epoch_steps", "{total}", "--data.init_args.save_steps", "{total}",
+            "--data.init_args.replay.steps_before_batches", "{half}",
             "--trainer.precision", "bf16-mixed",
         ],
         (20_000, 6_000),
