@@ -20,9 +20,10 @@ Runtime (run.py writes each step's wall time to the runtime sections of BENCHMAR
 `make bench-quick` took 4.8 min and 8.5 min in two runs on 2026-11-21 on this 2-core machine,
 both under load: other jobs used 0.7 and 0.9 of the 2 cores. Pendulum took 1.7 and 1.6 min,
 Dyna 0.7 and 0.8; DEP-MPO 2.3 and 6.1, its hidden-1024 updates on 2 threads being what a busy
-core slows most. The full `make bench` has not been timed by this script yet; from the
-training times in its tables (quiet machine) plus the start-up and evaluation overhead the
-quick run showed, it should take about 16 min: Pendulum about 6, DEP-MPO about 5, Dyna about 5.5.
+core slows most. On a quiet machine the four quick steps took 1.7 + 2.1 + 0.8 + 2.1 (DDP) =
+6.7 min. The full `make bench` has not been timed by this script yet; from the training times
+in its tables (quiet machine) plus the start-up and evaluation overhead the quick run showed, it
+should take about 21 min: Pendulum about 6, DEP-MPO about 5, Dyna about 5.5, DDP about 5.
 
 The checks (exit status 1 if one fails, after every table is written): lit_rl DDPG reaches a
 test return of -200 within its budget for every seed; Dyna reaches it in at most half DDPG's
