@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from dataclasses import dataclass
 
 import torch
 from dep_controller import MYOLEG as MYOLEG_DEP
 from dep_controller import step_ms
 from env_throughput import measure
-from lightning.pytorch import Callback
+from fit_clock import FitClock
 from summary import machine_line, rewrite_section, section, spread
 
 from lit_rl.cli import LitRLCLI
@@ -49,14 +48,6 @@ FULL = Budget(repeats=3, raw_steps=300, collect_steps=10_000, fit_steps=20_000, 
 QUICK = Budget(repeats=2, raw_steps=150, collect_steps=4_000, fit_steps=6_000, dep_steps=100)
 
 
-class Clock(Callback):
-    def on_fit_start(self, trainer, pl_module):
-        self.start = time.perf_counter()
-
-    def on_train_end(self, trainer, pl_module):
-        self.seconds = time.perf_counter() - self.start
-
-
 def fit_rate(total_steps: int, steps_before_batches: int, precision: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         args = [
@@ -69,7 +60,7 @@ def fit_rate(total_steps: int, steps_before_batches: int, precision: str) -> flo
             "--data.init_args.replay.steps_before_batches", str(steps_before_batches),
         ]  # fmt: skip
         cli = LitRLCLI(args=args, run=False)
-        clock = Clock()
+        clock = FitClock()
         cli.trainer.callbacks.append(clock)
         cli.trainer.fit(cli.model, cli.datamodule)
     return total_steps / clock.seconds

@@ -10,18 +10,19 @@ from lightning.pytorch import Callback
 
 
 class FitClock(Callback):
-    """Writes ``{"seconds", "env_steps"}`` of the fit, from ``on_fit_start`` (after a resume or
-    worker start-up, before the first collection) to the end of training, to ``out`` (rank 0)."""
+    """``seconds`` and ``env_steps`` of the fit, from ``on_fit_start`` (after a resume or worker
+    start-up, before the first collection) to the end of training; written as JSON to ``out``
+    (by rank 0) when given, for runs in another process."""
 
-    def __init__(self, out: str):
-        self.out = Path(out)
+    def __init__(self, out: str | None = None):
+        self.out = Path(out) if out is not None else None
 
     def on_fit_start(self, trainer, pl_module) -> None:
         self.start = time.perf_counter()
         self.start_steps = trainer.datamodule.env_steps
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero:
-            seconds = time.perf_counter() - self.start
-            steps = trainer.datamodule.env_steps - self.start_steps
-            self.out.write_text(json.dumps({"seconds": seconds, "env_steps": steps}))
+        self.seconds = time.perf_counter() - self.start
+        self.env_steps = trainer.datamodule.env_steps - self.start_steps
+        if self.out is not None and trainer.is_global_zero:
+            self.out.write_text(json.dumps({"seconds": self.seconds, "env_steps": self.env_steps}))

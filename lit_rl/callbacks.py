@@ -19,8 +19,6 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from tqdm import tqdm
 
-from lit_rl.distributed import all_ranks_agree, broadcast_object
-
 log = logging.getLogger(__name__)
 
 PERIODIC = re.compile(r"step=(\d+)\.ckpt")
@@ -148,7 +146,7 @@ class EnvStepCheckpoint(ModelCheckpoint):
         (the DataModule's state gathers every rank's record); only then are the replay files of the
         previous ``last.ckpt`` deleted."""
         datamodule = trainer.datamodule
-        token = broadcast_object(secrets.token_hex(4))  # one name stem for all ranks' files of this save
+        token = trainer.strategy.broadcast(secrets.token_hex(4))  # one name stem for all ranks' files of this save
         rank = f".rank{trainer.global_rank}" if trainer.world_size > 1 else ""
         replay = dirpath / f"last-{datamodule.env_steps}-{token}{rank}.replay"
         failure = None
@@ -156,7 +154,7 @@ class EnvStepCheckpoint(ModelCheckpoint):
             record = datamodule.save_replay(replay)
         except Exception as error:  # noqa: BLE001 - raised below, once every rank knows
             failure = error
-        if not all_ranks_agree(failure is None, trainer.strategy.root_device):
+        if not trainer.strategy.reduce_boolean_decision(failure is None, all=True):
             replay.unlink(missing_ok=True)  # the old last.ckpt and its replay files stay as they were
             raise failure or RuntimeError("another training process failed to write its replay file")
         try:

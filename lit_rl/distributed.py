@@ -76,15 +76,6 @@ def mean_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def all_ranks_agree(flag: bool, device: torch.device) -> bool:
-    """True only if ``flag`` is true on every rank."""
-    if not is_distributed():
-        return flag
-    value = torch.tensor(float(flag), device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MIN)
-    return bool(value.item())
-
-
 def average_gradients(params: list[torch.Tensor], backward_done: bool) -> bool:
     """Average the gradients of ``params`` over ranks in one all-reduce; a parameter without a
     gradient counts as zero and keeps none. ``backward_done`` is false on a rank that skipped its
@@ -115,15 +106,6 @@ def gather_objects(obj) -> list:
     gathered = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
-
-
-def broadcast_object(obj):
-    """Rank 0's ``obj`` on every rank."""
-    if not is_distributed():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def add_rank_states(state: dict, local: dict) -> dict:

@@ -1,3 +1,4 @@
+import csv
 import os
 import subprocess
 import sys
@@ -20,6 +21,22 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         text=True,
         timeout=timeout,
     )
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
+    return result
+
+
+def logged_rows(directory: Path) -> list[dict]:
+    """The rows of the one CSVLogger ``metrics.csv`` under ``directory`` (cells as written)."""
+    (path,) = directory.glob("**/metrics.csv")
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def last_logged(rows: list[dict], name: str) -> float:
+    return [float(r[name]) for r in rows if r.get(name)][-1]
 
 
 @pytest.fixture

@@ -1,21 +1,15 @@
 """End-to-end runs of ``python -m lit_rl`` with the smoke config: real envs, real offline W&B,
 real checkpoints on disk."""
 
-import csv
 import shutil
 
 import pytest
 import torch
 import yaml
 
-from tests.conftest import SMOKE, run_cli
+from tests.conftest import SMOKE, logged_rows, ok, run_cli
 
 DATA_KEY = "RolloutDataModule"
-
-
-def ok(result):
-    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
-    return result
 
 
 def smoke(command, working_dir, *extra, name="smoke"):
@@ -102,9 +96,7 @@ def test_resume_false_starts_fresh_and_keeps_the_old_run(trained_run, tmp_path):
 def test_metric_names_with_csv_logger_and_worker_processes(tmp_path):
     extra = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger"]
     ok(smoke("fit", tmp_path, *extra, "--data.init_args.parallel", "2", "--data.init_args.sequential", "1", name="csv"))
-    (metrics_file,) = (tmp_path / "csv").glob("**/metrics.csv")
-    with open(metrics_file) as f:
-        rows = list(csv.DictReader(f))
+    rows = logged_rows(tmp_path / "csv")
     names = set(rows[0])
     for name in [
         "env_steps",

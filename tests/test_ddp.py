@@ -1,7 +1,6 @@
 """Real 2-process DDP on CPU (gloo) through ``python -m lit_rl fit --trainer.devices 2``. Each
 run is a subprocess with a timeout, so a hang fails the test instead of hanging pytest."""
 
-import csv
 import json
 import os
 import shutil
@@ -11,17 +10,12 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import ROOT, SMOKE, run_cli
+from tests.conftest import ROOT, SMOKE, last_logged, logged_rows, ok, run_cli
 
 DATA_KEY = "RolloutDataModule"
 DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2"]
 DYNA_SMOKE = ROOT / "configs" / "smoke" / "dyna_pendulum.yaml"
 DEP_SMOKE = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
-
-
-def ok(result):
-    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
-    return result
 
 
 def csv_logger(name: str) -> list[str]:
@@ -47,16 +41,6 @@ def fit(working_dir, name: str, out_dir, *extra: str):
 
 def load(path):
     return torch.load(path, weights_only=True, map_location="cpu")
-
-
-def metrics(run_dir, logger_name: str) -> list[dict]:
-    (path,) = (run_dir / logger_name).glob("*/metrics.csv")
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
-def last_value(rows: list[dict], key: str) -> float:
-    return [float(r[key]) for r in rows if r.get(key)][-1]
 
 
 def assert_same_weights(a: dict, b: dict, rank_local: bool = False) -> None:
@@ -97,10 +81,10 @@ def test_two_processes_train_one_model_on_different_data(ddp_run):
 def test_evaluation_is_split_over_ranks_and_gathered(ddp_run):
     """The run's last test return (episode 0 on rank 0, episode 1 on rank 1) equals one process
     playing both episodes with the same weights and seeds."""
-    during_training = last_value(metrics(ddp_run / "ddp", "fit"), "test/episode_return")
+    during_training = last_logged(logged_rows(ddp_run / "ddp" / "fit"), "test/episode_return")
     ok(run_cli("validate", "--config", str(SMOKE), "--working_dir", str(ddp_run), "--name", "ddp",
                "--ckpt_path", "last", *csv_logger("validate")))  # fmt: skip
-    one_process = last_value(metrics(ddp_run / "ddp", "validate"), "test/episode_return")
+    one_process = last_logged(logged_rows(ddp_run / "ddp" / "validate"), "test/episode_return")
     assert during_training == pytest.approx(one_process, rel=1e-5)
 
 

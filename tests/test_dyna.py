@@ -1,7 +1,6 @@
 """Dyna: the flow's counters, epsilon-greedy exploration, checkpoint round trip of the models
 and scalers, and CLI runs of the smoke config (W&B offline, resume)."""
 
-import csv
 import shutil
 
 import pytest
@@ -11,7 +10,7 @@ import yaml
 from lit_rl.algos import Dyna
 from lit_rl.algos.dyna import DynaFlow, Trigger, piecewise_linear
 from lit_rl.nets.dynamics import DynamicsConfig
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, logged_rows, ok, run_cli
 from tests.test_dynamics import adam_step, linear_system
 
 SMOKE_DYNA = ROOT / "configs" / "smoke" / "dyna_pendulum.yaml"
@@ -125,11 +124,6 @@ def test_checkpoint_round_trip_of_models_scalers_and_counters(tmp_path, kind):
 # ----------------------------------------------------------------------------- CLI
 
 
-def ok(result):
-    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
-    return result
-
-
 def load_ckpt(path):
     return torch.load(path, weights_only=True, map_location="cpu")
 
@@ -192,9 +186,7 @@ def test_cli_resume_continues_the_counters_and_logs_dyna_metrics(dyna_run, tmp_p
     assert after["state_dict"]["dynamics.state_scaler.count"].item() == 600
     assert not torch.equal(after["state_dict"]["dynamics.head.weight"], before["state_dict"]["dynamics.head.weight"])
 
-    (metrics_file,) = run_dir.glob("**/metrics.csv")
-    with open(metrics_file) as f:
-        rows = list(csv.DictReader(f))
+    rows = logged_rows(run_dir)
     names = set(rows[0])
     for name in [
         "dyna/real_transitions",

@@ -2,7 +2,6 @@
 worker processes killed from outside, and non-finite losses. Real envs (``tests/faulty_envs.py``),
 real worker processes, real training runs."""
 
-import csv
 import math
 import os
 import signal
@@ -16,7 +15,7 @@ import torch
 
 from lit_rl.envs import EnvConfig, ParallelEnvs, SequentialEnvs, make_vector_envs
 from lit_rl.envs.vector import MAX_WORKER_RESTARTS
-from tests.conftest import ROOT, SMOKE, run_cli
+from tests.conftest import ROOT, SMOKE, last_logged, logged_rows, run_cli
 
 DATA_KEY = "RolloutDataModule"
 
@@ -101,16 +100,6 @@ def fit_faulty(tmp_path, *extra, make_kwargs="{faults: false}"):
     return run_cli(*args, "--data.init_args.env.make_kwargs", make_kwargs, *extra)
 
 
-def metrics(tmp_path) -> list[dict]:
-    (path,) = (tmp_path / "run").glob("**/metrics.csv")
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
-def last_logged(rows, name) -> float:
-    return [float(r[name]) for r in rows if r.get(name)][-1]
-
-
 def test_training_goes_on_through_simulator_faults_and_a_hung_worker(tmp_path):
     """Exceptions, NaN observations (in training and test episodes) and a worker hung for longer
     than worker_timeout during a real run with 2 worker processes: all counted, the run completes."""
@@ -126,7 +115,7 @@ def test_training_goes_on_through_simulator_faults_and_a_hung_worker(tmp_path):
     # step, then its replacement's exception and NaN; the test env: the same two in its first two
     # episodes
     assert state["env_steps"] == 400 and state["faults"] == 2 + 1 + 2 + 2
-    assert last_logged(metrics(tmp_path), "env/faults") >= 5
+    assert last_logged(logged_rows(tmp_path / "run"), "env/faults") >= 5
 
 
 def worker_pids(pid: int) -> list[int]:
@@ -165,7 +154,7 @@ def test_a_non_finite_loss_skips_the_update_and_training_goes_on(tmp_path):
     result = fit_faulty(tmp_path, make_kwargs="{faults: false, big_reward_at: [60]}")
     assert result.returncode == 0, result.stderr[-5000:]
     assert "non-finite loss (inf): update skipped" in result.stderr
-    assert last_logged(metrics(tmp_path), "train/nonfinite_batches") > 0
+    assert last_logged(logged_rows(tmp_path / "run"), "train/nonfinite_batches") > 0
     weights = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert all(torch.isfinite(w).all() for w in weights.values())
 

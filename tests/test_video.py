@@ -14,7 +14,7 @@ import pytest
 from lit_rl.data import RolloutDataModule
 from lit_rl.envs import EnvConfig
 from lit_rl.video import default_mujoco_gl
-from tests.conftest import ROOT, SMOKE, run_cli
+from tests.conftest import ROOT, SMOKE, ok, run_cli
 
 MYO_SMOKE = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
 RECORD = ["--data.init_args.record_video", "true"]
@@ -27,11 +27,6 @@ needs_mujoco_gl = pytest.mark.skipif(
     reason="no offscreen OpenGL for MuJoCo: libOSMesa is missing (`make test` installs libosmesa6 when run as "
     "root; otherwise `sudo apt-get install libosmesa6`)",
 )
-
-
-def ok(result):
-    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
-    return result
 
 
 def decode(path):

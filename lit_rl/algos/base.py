@@ -278,9 +278,9 @@ class OffPolicyAlgorithm(LightningModule):
         optimizers = (optimizer, *also)
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
-        skipped = len(self._nonfinite_losses)
+        nonfinite_before = len(self._nonfinite_losses)
         self.manual_backward(loss)
-        backward_done = len(self._nonfinite_losses) == skipped
+        backward_done = len(self._nonfinite_losses) == nonfinite_before
         params = [p for opt in optimizers for group in opt.param_groups for p in group["params"]]
         if not average_gradients(params, backward_done) and backward_done:
             self._nonfinite_losses.append("non-finite on another process")
