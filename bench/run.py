@@ -4,26 +4,23 @@ They run in one go so that their wall times compare as ratios. The steps (``STEP
 
 1. DDPG on Pendulum-v1, lit_rl against Stable-Baselines3 (bench/lit_rl_pendulum.py,
    bench/sb3_ddpg_pendulum.py): seeds 0-2, 20,000 steps each, and the lit_rl learning curves
-   (bench/plots/ddpg_pendulum.png, drawn by `python -m lit_rl plot`);
+   (docs/ddpg_pendulum.png, drawn by `python -m lit_rl plot`);
 2. DEP-MPO myoLegWalk throughput and DEP controller timings (bench/dep_mpo_throughput.py);
 3. Dyna against DDPG on Pendulum-v1 by real environment steps (bench/dyna_pendulum.py);
 4. DDPG Pendulum and DEP-MPO myoLegWalk env steps/s with 1 and 2 DDP processes (bench/ddp_throughput.py).
 
-Writes bench_runs/ (JSON, run directories), rewrites the tables in BENCHMARKS.md and the
-runtime section: the wall time of each step, the CPU other jobs used meanwhile, and the checks.
+Writes bench_runs/ (JSON, run directories) and the figures in docs/, and rewrites the tables in
+BENCHMARKS.md and its runtime section: the wall time of each step, the CPU other jobs used
+meanwhile, and the checks.
 
 ``--quick`` (`make bench-quick`) checks that nothing regressed: seed 0 only, 15,000 Pendulum
 steps and one torch thread for both sides, and each script's own ``--quick`` budgets; everything goes to
 bench_runs/quick and to the quick-* sections of BENCHMARKS.md, never to the full tables.
 
-Runtime (run.py writes each step's wall time to the runtime sections of BENCHMARKS.md):
-`make bench-quick` took 4.8 min and 8.5 min in two runs on 2026-11-21 on this 2-core machine,
-both under load: other jobs used 0.7 and 0.9 of the 2 cores. Pendulum took 1.7 and 1.6 min,
-Dyna 0.7 and 0.8; DEP-MPO 2.3 and 6.1, its hidden-1024 updates on 2 threads being what a busy
-core slows most. On a quiet machine the four quick steps took 1.7 + 2.1 + 0.8 + 2.1 (DDP) =
-6.7 min. The full `make bench` has not been timed by this script yet; from the training times
-in its tables (quiet machine) plus the start-up and evaluation overhead the quick run showed, it
-should take about 21 min: Pendulum about 6, DEP-MPO about 5, Dyna about 5.5, DDP about 5.
+Runtime (run.py writes each step's wall time to the runtime sections of BENCHMARKS.md), on this
+2-core machine, quiet, 2026-11-21: `make bench` 22.9 min (Pendulum 7.0, DEP-MPO 5.0, Dyna 5.5,
+DDP 5.4), `make bench-quick` 7.0 min (1.8, 2.3, 0.8, 2.2). Under load the quick run has taken
+8.5 min without the DDP step, DEP-MPO's hidden-1024 updates on 2 threads slowing most.
 
 The checks (exit status 1 if one fails, after every table is written): lit_rl DDPG reaches a
 test return of -200 within its budget for every seed; Dyna reaches it in at most half DDPG's

@@ -28,8 +28,9 @@ def out_dir(quick: bool) -> Path:
 
 
 def figure_path(name: str, quick: bool) -> Path:
-    """Full runs keep their figures in the repository (bench/plots), quick runs next to their data."""
-    return out_dir(True) / name if quick else ROOT / "bench" / "plots" / name
+    """Full runs draw the committed figures (docs/, linked from README.md and BENCHMARKS.md), quick
+    runs draw next to their data."""
+    return out_dir(True) / name if quick else ROOT / "docs" / name
 
 
 def section(name: str, quick: bool) -> str:
@@ -95,16 +96,17 @@ def report(algo: str, runs: list[dict], out: str | Path | None = None, **extra) 
     return result
 
 
-def plot_curves(run_dirs: list[Path], out: Path, title: str) -> str:
+def plot_curves(run_dirs: list[Path], out: Path, title: str, x_max: int | None = None) -> str:
     """Draw test return against environment steps with `python -m lit_rl plot` (lit_rl/plot.py,
     the one place that draws curves); returns the BENCHMARKS.md lines: the figure and the
     command that redraws it."""
     from lit_rl.plot import plot
 
-    plot(run_dirs, "test/episode_return", "env_steps", out)
+    plot(run_dirs, "test/episode_return", "env_steps", out, x_max)
     dirs = " ".join(str(d.resolve().relative_to(ROOT)) for d in run_dirs)
     figure = out.resolve().relative_to(ROOT)
-    command = f"python -m lit_rl plot {dirs} --metric test/episode_return --x env_steps --out {figure}"
+    crop = "" if x_max is None else f" --x-max {x_max}"
+    command = f"python -m lit_rl plot {dirs} --metric test/episode_return --x env_steps{crop} --out {figure}"
     return f"![{title}]({figure})\n\nDrawn by `{command}`."
 
 

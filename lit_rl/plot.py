@@ -1,4 +1,5 @@
-"""``python -m lit_rl plot RUN_DIR [RUN_DIR ...] --metric test/episode_return --x env_steps --out curves.png``
+"""``python -m lit_rl plot RUN_DIR [RUN_DIR ...] --metric test/episode_return --x env_steps --out curves.png
+[--x-max 6000]``
 
 Reads each run's logged metrics from its W&B run files (``RUN_DIR/wandb/*run-*/run-*.wandb``, offline
 or online) and any CSVLogger ``metrics.csv`` under it, groups runs whose configs differ only in
@@ -78,9 +79,9 @@ def read_csv(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
-def run_curve(run_dir: Path, metric: str, x: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(xs, ys)`` of ``metric`` against ``x`` over all of a run's logs, sorted by x; a point
-    logged twice (a resumed run repeats its last evaluation) keeps its last value."""
+def run_curve(run_dir: Path, metric: str, x: str, x_max: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(xs, ys)`` of ``metric`` against ``x`` over all of a run's logs, sorted by x, up to
+    ``x_max``; a point logged twice (a resumed run repeats its last evaluation) keeps its last value."""
     wandb_files = sorted(run_dir.glob("wandb/*run-*/run-*.wandb"))  # not again through the latest-run link
     rows = [row for f in wandb_files for row in read_wandb(f)]
     rows += [row for f in sorted(run_dir.rglob("metrics.csv")) for row in read_csv(f)]
@@ -88,6 +89,10 @@ def run_curve(run_dir: Path, metric: str, x: str) -> tuple[np.ndarray, np.ndarra
     if not points:
         where = "wandb/*run-*/run-*.wandb and metrics.csv"
         raise PlotError(f"{run_dir}: no logged {metric!r} with {x!r} (looked in {where})")
+    if x_max is not None:
+        points = {v: y for v, y in points.items() if v <= x_max}
+        if not points:
+            raise PlotError(f"{run_dir}: no logged {metric!r} at {x} <= {x_max:g}")
     xs = np.array(sorted(points), float)
     return xs, np.array([points[v] for v in xs], float)
 
@@ -107,8 +112,8 @@ def config_key(run_dir: Path) -> tuple[str, str]:
     return json.dumps(config, sort_keys=True, default=str), label
 
 
-def plot(run_dirs: list[Path], metric: str, x: str, out: Path) -> dict[str, int]:
-    """Write the figure; returns the number of runs per label."""
+def plot(run_dirs: list[Path], metric: str, x: str, out: Path, x_max: float | None = None) -> dict[str, int]:
+    """Write the figure (``x`` up to ``x_max``, default all); returns the number of runs per label."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,7 +124,7 @@ def plot(run_dirs: list[Path], metric: str, x: str, out: Path) -> dict[str, int]
         if not run_dir.is_dir():
             raise PlotError(f"{run_dir} is not a run directory")
         key, label = config_key(run_dir)
-        groups.setdefault(key, (label, []))[1].append(run_curve(run_dir, metric, x))
+        groups.setdefault(key, (label, []))[1].append(run_curve(run_dir, metric, x, x_max))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     counts = {}
@@ -151,9 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", default="test/episode_return")
     parser.add_argument("--x", default="env_steps")
     parser.add_argument("--out", type=Path, default=Path("curves.png"))
+    parser.add_argument("--x-max", type=float, help="draw up to this x (default: everything logged)")
     args = parser.parse_args(argv)
     try:
-        counts = plot(args.run_dirs, args.metric, args.x, args.out)
+        counts = plot(args.run_dirs, args.metric, args.x, args.out, args.x_max)
     except PlotError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

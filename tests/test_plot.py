@@ -44,6 +44,10 @@ def test_wandb_file_and_csv_give_the_same_curve(runs):
         assert value == pytest.approx(from_csv[steps], rel=1e-6)
     xs, ys = run_curve(seed0, "test/episode_return", "env_steps")
     assert list(xs) == [200, 400] and np.allclose(ys, [from_wandb[200], from_wandb[400]])
+    xs, ys = run_curve(seed0, "test/episode_return", "env_steps", x_max=399)
+    assert list(xs) == [200] and np.allclose(ys, [from_wandb[200]])
+    with pytest.raises(PlotError, match="smoke_seed0: no logged 'test/episode_return' at env_steps <= 100"):
+        run_curve(seed0, "test/episode_return", "env_steps", x_max=100)
 
 
 def test_plot_groups_seeds_of_one_config_and_writes_a_png(runs, tmp_path):
@@ -52,7 +56,9 @@ def test_plot_groups_seeds_of_one_config_and_writes_a_png(runs, tmp_path):
     assert counts == {"smoke (2 runs)": 2, "slow_actor (1 run)": 1}
     image = matplotlib.image.imread(out)
     assert image.ndim == 3 and image.shape[0] > 300 and len(np.unique(image.reshape(-1, image.shape[2]), axis=0)) > 10
-    result = run_cli("plot", *map(str, runs), "--metric", "train/episode_return", "--out", str(tmp_path / "t.png"))
+    result = run_cli(
+        "plot", *map(str, runs), "--metric", "train/episode_return", "--x-max", "300", "--out", str(tmp_path / "t.png")
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "t.png").stat().st_size > 10_000
 
