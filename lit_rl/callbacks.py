@@ -4,54 +4,24 @@ checkpoint files."""
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from tqdm import tqdm
 
+from lit_rl.files import write_atomically
+
 log = logging.getLogger(__name__)
 
 PERIODIC = re.compile(r"step=(\d+)\.ckpt")
-
-
-def fsync_dir(path: Path) -> None:
-    """Make the renames in ``path`` durable (a rename lives in the directory's own data)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """``write`` into ``<path>.tmp`` next to ``path``, fsync, then rename over ``path``: a reader
-    (or a run resumed after a crash) sees the old file or the new one, never a partial one.
-    On any error the temporary file is removed and the old file is untouched."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as error:
-        tmp.unlink(missing_ok=True)
-        if isinstance(error, RuntimeError) and isinstance(error.__context__, OSError):
-            # torch's zip writer hides the OS error (e.g. a full disk) behind its own
-            cause = error.__context__
-            raise OSError(cause.errno, f"could not write {path}: {cause.strerror}") from error
-        raise
-    fsync_dir(path.parent)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -16,9 +16,10 @@ import torch
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from lit_rl.algos.base import OffPolicyAlgorithm
-from lit_rl.callbacks import EnvStepCheckpoint, EnvStepProgressBar, check_output_dir, write_atomically
+from lit_rl.callbacks import EnvStepCheckpoint, EnvStepProgressBar, check_output_dir
 from lit_rl.data import RolloutDataModule
 from lit_rl.distributed import RANKS_KEY, checkpoint_world_message, ddp_strategy
+from lit_rl.files import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from lit_rl.algos.base import OffPolicyAlgorithm
+from lit_rl.files import replaced_atomically
 
 
 class ExportError(ValueError):
@@ -35,9 +36,9 @@ def load_algorithm(ckpt_path: Path) -> OffPolicyAlgorithm:
         if not (isinstance(cls, type) and issubclass(cls, OffPolicyAlgorithm)):
             raise ExportError(f"--ckpt_path {ckpt_path} was written by {class_path}, not a lit_rl algorithm")
         module = cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=False)
+    except ExportError:
+        raise
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, OSError, ImportError) as error:
-        if isinstance(error, ExportError):
-            raise
         raise ExportError(
             f"--ckpt_path {ckpt_path} is not a readable lit_rl checkpoint ({type(error).__name__}: {error})"
         ) from error
@@ -61,9 +62,8 @@ def export_policy(ckpt_path: Path, out: Path) -> torch.jit.ScriptModule:
         algorithm._jit_is_scripting = False
     frozen = torch.jit.freeze(traced)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    frozen.save(str(tmp))
-    tmp.replace(out)
+    with replaced_atomically(out) as tmp:
+        frozen.save(str(tmp))
     return frozen
 
 

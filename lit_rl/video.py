@@ -21,6 +21,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from lit_rl.files import replaced_atomically
+
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = (
@@ -206,18 +208,9 @@ class EpisodeVideo:
             self._write(render(env))
 
     def finish(self) -> Path:
-        from lit_rl.callbacks import fsync_dir
-
         writer, self._writer = self._writer, None
-        try:
+        with replaced_atomically(self.path, self._tmp):
             writer.close()  # waits for ffmpeg
-            with open(self._tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(self._tmp, self.path)
-        except BaseException:
-            self._tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(self.path.parent)
         return self.path
 
     def abort(self) -> None:

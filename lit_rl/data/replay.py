@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
+
+from lit_rl.files import write_atomically
 
 
 @dataclass
@@ -141,23 +142,17 @@ class ReplayBuffer:
         }
 
     def save(self, path: str | Path, token: str = "") -> int:
-        """Write to ``path`` atomically (temporary file, fsync, rename); ``token`` is stored in the
-        header so that a checkpoint can tell its own replay file from another. Returns the size."""
+        """Write to ``path`` atomically (``lit_rl.files``); ``token`` is stored in the header so
+        that a checkpoint can tell its own replay file from another. Returns the size."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(json.dumps({**self._header(), "token": token}).encode() + b"\n")
-                for name in self._FIELDS if self.filled else ():
-                    f.write(memoryview(getattr(self, name)[: self.filled].numpy()).cast("B"))
-                f.flush()
-                os.fsync(f.fileno())
-                size = f.tell()
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return size
+
+        def write(f) -> None:
+            f.write(json.dumps({**self._header(), "token": token}).encode() + b"\n")
+            for name in self._FIELDS if self.filled else ():
+                f.write(memoryview(getattr(self, name)[: self.filled].numpy()).cast("B"))
+
+        write_atomically(path, write)
+        return path.stat().st_size
 
     def load(self, path: str | Path, token: str | None = None) -> None:
         """Read a file written by ``save``; with ``token``, it must be the one saved with it."""
