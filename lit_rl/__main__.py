@@ -1,21 +1,19 @@
+import importlib
 import sys
+
+# Commands outside the LightningCLI, each a module with ``main(argv) -> exit status``, imported
+# only when used (convert and plot start without importing Lightning).
+COMMANDS = {
+    "convert": "lit_rl.convert",  # a deprl config -> a lit_rl config
+    "export": "lit_rl.export",  # a checkpoint's policy as TorchScript
+    "plot": "lit_rl.plot",  # learning curves
+}
 
 
 def main() -> None:
-    """``python -m lit_rl convert FILE`` converts a deprl config, ``export`` writes a checkpoint's
-    policy as TorchScript, ``plot`` draws learning curves; everything else is the LightningCLI."""
-    if len(sys.argv) > 1 and sys.argv[1] == "convert":
-        from lit_rl.convert import main as convert_main  # no Lightning import: converting stays fast
-
-        raise SystemExit(convert_main(sys.argv[2:]))
-    if len(sys.argv) > 1 and sys.argv[1] == "export":
-        from lit_rl.export import main as export_main
-
-        raise SystemExit(export_main(sys.argv[2:]))
-    if len(sys.argv) > 1 and sys.argv[1] == "plot":
-        from lit_rl.plot import main as plot_main
-
-        raise SystemExit(plot_main(sys.argv[2:]))
+    """``python -m lit_rl convert|export|plot ...``; everything else is the LightningCLI."""
+    if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:
+        raise SystemExit(importlib.import_module(COMMANDS[sys.argv[1]]).main(sys.argv[2:]))
     from lit_rl.cli import main as cli_main
 
     cli_main()
