@@ -17,7 +17,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from lit_rl.algos.base import OffPolicyAlgorithm
 from lit_rl.callbacks import EnvStepCheckpoint, EnvStepProgressBar, check_output_dir
-from lit_rl.data import RolloutDataModule
+from lit_rl.data import ReplayBuffer, RolloutDataModule
 from lit_rl.distributed import RANKS_KEY, checkpoint_world_message, ddp_strategy
 from lit_rl.files import write_atomically
 
@@ -229,7 +229,7 @@ class LitRLCLI(LightningCLI):
             data = self.datamodule
             cfg = data.replay_config
             rows = cfg.size // data.num_envs
-            per_transition = 4 * (2 * data.observation_dim + len(data.action_bounds[0]) + 2) + 2
+            per_transition = ReplayBuffer.transition_bytes(data.observation_dim, len(data.action_bounds[0]))
             needed += 2 * rows * data.num_envs * per_transition
         return needed
 

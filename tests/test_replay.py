@@ -105,8 +105,11 @@ def test_save_load_roundtrip(tmp_path):
             torch.tensor([False, step == 5]),
         )
     path = tmp_path / "replay.bin"
-    buffer.save(path)
-    assert path.stat().st_size < buffer.nbytes  # only filled rows are written
+    size = buffer.save(path)
+    assert size == path.stat().st_size < buffer.nbytes  # only filled rows are written
+    header = len(path.read_bytes().split(b"\n", 1)[0]) + 1
+    assert size - header == 7 * 2 * ReplayBuffer.transition_bytes(3, 1)  # the disk-space check's estimate
+    assert buffer.nbytes == buffer.rows * 2 * ReplayBuffer.transition_bytes(3, 1)
     other = ReplayBuffer(size=40, num_envs=2, observation_dim=3, action_dim=1, return_steps=2)
     other.load(path)
     assert (other.index, other.filled) == (buffer.index, buffer.filled)

@@ -77,6 +77,11 @@ class ReplayBuffer:
     def nbytes(self) -> int:
         return sum(getattr(self, name).nbytes for name in self._FIELDS)
 
+    @staticmethod
+    def transition_bytes(observation_dim: int, action_dim: int) -> int:
+        """Bytes one transition takes in the fields above (and in a saved file)."""
+        return 4 * (2 * observation_dim + action_dim + 2) + 2  # float32 fields, then the two bool ones
+
     def store(
         self,
         observations: torch.Tensor,
