@@ -9,7 +9,7 @@ wraps any algorithm's ``explore`` here.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 
 import torch
 from lightning.pytorch import LightningModule
@@ -183,8 +183,9 @@ class OffPolicyAlgorithm(LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         hparams = checkpoint.get("hyper_parameters", {})
-        if isinstance(hparams.get("dep"), DEPConfig):  # checkpoints hold plain types only
-            hparams["dep"] = asdict(hparams["dep"])
+        for key, value in hparams.items():  # checkpoints hold plain types only (DEP, dynamics configs)
+            if is_dataclass(value) and not isinstance(value, type):
+                hparams[key] = asdict(value)
         checkpoint["acting"] = add_rank_states({}, self.acting_state_dict())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Literal
 
 import torch
@@ -264,7 +264,6 @@ class Dyna(DDPG):
         space = dm.test_env.observation_space
         low = torch.as_tensor(space.low, dtype=torch.float32, device=self.device).reshape(-1)
         high = torch.as_tensor(space.high, dtype=torch.float32, device=self.device).reshape(-1)
-        self.observation_box = (low, high)
         bounded = torch.isfinite(low).any() or torch.isfinite(high).any()
         if self.hparams.start_states == "observation_space" and not (low.isfinite().all() and high.isfinite().all()):
             raise ValueError("start_states: observation_space needs a bounded observation space; use replay")
@@ -390,24 +389,19 @@ class Dyna(DDPG):
             if len(w):
                 state = replay.observations[window[w, 0], e].to(self.device)
                 for j in range(k):
-                    state = self._clip(self.dynamics.predict(state, replay.actions[window[w, j], e].to(self.device)))
+                    prediction = self.dynamics.predict(state, replay.actions[window[w, j], e].to(self.device))
+                    state = self.model_env.clip(prediction.next_observations)
                 truth = replay.next_observations[window[w, -1], e].to(self.device)
                 state_var = self.dynamics.state_scaler.var.float().clamp_min(1e-8)
                 metrics[f"dynamics/test_{k}_step_mse"] = ((state - truth).square() / state_var).mean().item()
         return metrics
 
-    def _clip(self, prediction) -> torch.Tensor:
-        env = self.model_env
-        if env is None or env.observation_low is None:
-            return prediction.next_observations
-        return torch.maximum(torch.minimum(prediction.next_observations, env.observation_high), env.observation_low)
-
     # ------------------------------------------------------------ model rollouts
 
     def _start_states(self, count: int) -> torch.Tensor:
         if self.hparams.start_states == "observation_space":
-            low, high = self.observation_box
-            return uniform_states(low.cpu(), high.cpu(), count).to(self.device)
+            env = self.model_env  # bounded: checked when the fit starts
+            return uniform_states(env.observation_low.cpu(), env.observation_high.cpu(), count).to(self.device)
         return self.datamodule.replay.sample(count).observations.to(self.device)
 
     @torch.no_grad()
@@ -455,9 +449,6 @@ class Dyna(DDPG):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        hparams = checkpoint.get("hyper_parameters", {})
-        if isinstance(hparams.get("dynamics"), DynamicsConfig):  # checkpoints hold plain types only
-            hparams["dynamics"] = asdict(hparams["dynamics"])
         checkpoint["dyna"] = {
             "flow": self.flow.state_dict(),
             "fitted_at": self.fitted_at,

@@ -59,6 +59,3 @@ class TransitionRing:
             next_observations=self.next_observations[idx],
             discounts=self.discounts[idx],
         )
-
-    def clear(self) -> None:
-        self.index = self.filled = 0

@@ -203,15 +203,19 @@ class ModelEnv:
         self.states[rows] = start_states
         self.episode_steps[rows] = 0
 
+    def clip(self, next_observations: torch.Tensor) -> torch.Tensor:
+        """Predicted next states clipped to the observation bounds (where the space has any)."""
+        if self.observation_low is None:
+            return next_observations
+        return torch.maximum(torch.minimum(next_observations, self.observation_high), self.observation_low)
+
     @torch.no_grad()
     def step(self, actions: torch.Tensor):
         """Returns ``(observations, next_observations, rewards, terminated, truncated)``; the
         env then continues from the next states (reset the done rows yourself)."""
         obs = self.states
         prediction = self.dynamics.sample(obs, actions)
-        next_obs = prediction.next_observations
-        if self.observation_low is not None:
-            next_obs = torch.maximum(torch.minimum(next_obs, self.observation_high), self.observation_low)
+        next_obs = self.clip(prediction.next_observations)
         if self.reward_function is not None:
             rewards = self.reward_function(obs, actions, next_obs)
         else:
@@ -234,12 +238,3 @@ def uniform_states(low: torch.Tensor, high: torch.Tensor, count: int, generator=
         raise ValueError("start_states: observation_space needs a bounded observation space")
     u = torch.rand(count, low.shape[0], generator=generator)
     return low + u * (high - low)
-
-
-def clip_bounds(low, high) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Bounds for clipping next states, or None where the space is unbounded everywhere."""
-    low = torch.as_tensor(low, dtype=torch.float32)
-    high = torch.as_tensor(high, dtype=torch.float32)
-    if not (torch.isfinite(low).any() or torch.isfinite(high).any()):
-        return None, None
-    return low, high
