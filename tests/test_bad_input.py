@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from lit_rl.cli import main
-from tests.conftest import ROOT, SMOKE, run_cli
+from tests.conftest import DATA_KEY, ROOT, SMOKE, load_ckpt, ok, run_cli
 
 SMOKE_MPO = ROOT / "configs" / "smoke" / "mpo_pendulum.yaml"
 CAR = ["--data.init_args.env.id", "MountainCarContinuous-v0", "--data.init_args.env.make_kwargs", "{}"]
@@ -28,7 +28,7 @@ def trained(tmp_path_factory) -> Path:
         "fit", "--config", str(SMOKE), "--working_dir", str(working_dir), "--name", "smoke",
         "--trainer.logger", "false", "--data.init_args.total_steps", "200",
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    ok(result)
     return working_dir / "smoke"
 
 
@@ -61,7 +61,7 @@ def scribble(path: Path) -> None:
 
 
 def replay_of(last: Path) -> Path:
-    return last.parent / torch.load(last, weights_only=True)["RolloutDataModule"]["replay_file"]
+    return last.parent / load_ckpt(last)[DATA_KEY]["replay_file"]
 
 
 def drop_replay(last: Path) -> None:

@@ -4,21 +4,14 @@ real checkpoints on disk."""
 import shutil
 
 import pytest
-import torch
 import yaml
 
-from tests.conftest import SMOKE, logged_rows, ok, run_cli
-
-DATA_KEY = "RolloutDataModule"
+from tests.conftest import DATA_KEY, SMOKE, load_ckpt, logged_rows, ok, run_cli
 
 
 def smoke(command, working_dir, *extra, name="smoke"):
     """``python -m lit_rl <command>`` on the smoke config in ``working_dir/name``."""
     return run_cli(command, "--config", str(SMOKE), "--working_dir", str(working_dir), "--name", name, *extra)
-
-
-def load_ckpt(path):
-    return torch.load(path, weights_only=True, map_location="cpu")
 
 
 def state_replay(checkpoints):

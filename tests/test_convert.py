@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from lit_rl.convert import ConvertError, convert, load
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, ok, run_cli
 
 FIXTURES = ROOT / "tests" / "fixtures" / "deprl"
 
@@ -410,7 +410,7 @@ def test_fixtures_convert_without_eval(no_eval, fixture):
 
 def test_cli_converts_a_file():
     result = run_cli("convert", "tests/fixtures/deprl/myoLegWalk.yaml", timeout=60)
-    assert result.returncode == 0, result.stderr
+    ok(result)
     assert result.stdout.startswith(
         "# converted from tests/fixtures/deprl/myoLegWalk.yaml by python -m lit_rl convert\n"
     )

@@ -10,9 +10,8 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import ROOT, SMOKE, last_logged, logged_rows, ok, run_cli
+from tests.conftest import DATA_KEY, ROOT, SMOKE, last_logged, load_ckpt, logged_rows, ok, run_cli
 
-DATA_KEY = "RolloutDataModule"
 DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2"]
 DYNA_SMOKE = ROOT / "configs" / "smoke" / "dyna_pendulum.yaml"
 DEP_SMOKE = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
@@ -39,10 +38,6 @@ def fit(working_dir, name: str, out_dir, *extra: str):
     )
 
 
-def load(path):
-    return torch.load(path, weights_only=True, map_location="cpu")
-
-
 def assert_same_weights(a: dict, b: dict, rank_local: bool = False) -> None:
     """Equal weights and buffers; the normaliser's observations recorded since its last update are
     each rank's own (summed over ranks at the update), compared only if ``rank_local``."""
@@ -61,7 +56,7 @@ def ddp_run(tmp_path_factory):
 
 
 def test_two_processes_train_one_model_on_different_data(ddp_run):
-    rank0, rank1 = load(ddp_run / "snap" / "end-rank0.pt"), load(ddp_run / "snap" / "end-rank1.pt")
+    rank0, rank1 = load_ckpt(ddp_run / "snap" / "end-rank0.pt"), load_ckpt(ddp_run / "snap" / "end-rank1.pt")
     assert rank0["world_size"] == 2
     # DDP averaged the gradients, and the normaliser statistics were summed over ranks
     assert_same_weights(rank0["state_dict"], rank1["state_dict"])
@@ -70,7 +65,7 @@ def test_two_processes_train_one_model_on_different_data(ddp_run):
     assert not torch.allclose(rank0["replay_observations"], rank1["replay_observations"])
     # env_steps is global: 2 ranks x 2 envs x 100 rows
     assert rank0["env_steps"] == rank1["env_steps"] == 400
-    state = load(ddp_run / "ddp" / "checkpoints" / "last.ckpt")[DATA_KEY]
+    state = load_ckpt(ddp_run / "ddp" / "checkpoints" / "last.ckpt")[DATA_KEY]
     assert state["env_steps"] == 400
     files = [rank["replay_file"] for rank in state["ranks"]]
     assert files[0].endswith(".rank0.replay") and files[1].endswith(".rank1.replay")
@@ -93,16 +88,16 @@ def test_resume_restores_every_ranks_buffer_and_continues_exactly(ddp_run, tmp_p
     shutil.copytree(ddp_run / "ddp", run_dir)
     ok(fit(tmp_path, "ddp", tmp_path / "snap", "--data.init_args.total_steps", "800"))
     for rank in (0, 1):
-        before = load(ddp_run / "snap" / f"end-rank{rank}.pt")
-        restored = load(tmp_path / "snap" / f"start-rank{rank}.pt")
+        before = load_ckpt(ddp_run / "snap" / f"end-rank{rank}.pt")
+        restored = load_ckpt(tmp_path / "snap" / f"start-rank{rank}.pt")
         assert torch.equal(restored["replay_observations"], before["replay_observations"])
         assert restored["replay_position"] == before["replay_position"]
         assert_same_weights(restored["state_dict"], before["state_dict"], rank_local=True)
     # 400 + resume + 400 ends where 800 steps in one go end
     ok(fit(tmp_path, "straight", tmp_path / "straight", "--data.init_args.total_steps", "800"))
     for rank in (0, 1):
-        resumed = load(tmp_path / "snap" / f"end-rank{rank}.pt")
-        straight = load(tmp_path / "straight" / f"end-rank{rank}.pt")
+        resumed = load_ckpt(tmp_path / "snap" / f"end-rank{rank}.pt")
+        straight = load_ckpt(tmp_path / "straight" / f"end-rank{rank}.pt")
         assert_same_weights(resumed["state_dict"], straight["state_dict"], rank_local=True)
         assert torch.equal(resumed["replay_observations"], straight["replay_observations"])
 
@@ -120,7 +115,7 @@ def test_dyna_keeps_one_dynamics_model_across_processes(tmp_path):
     and elites are reduced over ranks: both ranks end with the same model."""
     args = ["fit", "--config", str(DYNA_SMOKE), "--working_dir", str(tmp_path), "--name", "dyna"]
     ok(run_cli(*args, *DDP, *snapshots(tmp_path / "snap"), "--trainer.logger", "false"))
-    rank0, rank1 = load(tmp_path / "snap" / "end-rank0.pt"), load(tmp_path / "snap" / "end-rank1.pt")
+    rank0, rank1 = load_ckpt(tmp_path / "snap" / "end-rank0.pt"), load_ckpt(tmp_path / "snap" / "end-rank1.pt")
     assert any(key.startswith("dynamics.") for key in rank0["state_dict"])
     assert_same_weights(rank0["state_dict"], rank1["state_dict"])
     assert not torch.allclose(rank0["replay_observations"], rank1["replay_observations"])
@@ -133,16 +128,16 @@ def test_dep_mpo_on_myosuite_with_two_processes_resumes_each_ranks_dep(tmp_path)
     args = ["fit", "--config", str(DEP_SMOKE), "--working_dir", str(tmp_path), "--name", "dep", *DDP]
     args += ["--data.init_args.parallel", "1", "--trainer.logger", "false"]
     ok(run_cli(*args, *snapshots(tmp_path / "first")))
-    first = load(tmp_path / "dep" / "checkpoints" / "last.ckpt")
+    first = load_ckpt(tmp_path / "dep" / "checkpoints" / "last.ckpt")
     dep = [rank["dep"]["controller"] for rank in first["acting"]["ranks"]]
     assert not torch.equal(dep[0]["x_smooth"], dep[1]["x_smooth"])
-    ends = [load(tmp_path / "first" / f"end-rank{rank}.pt") for rank in (0, 1)]
+    ends = [load_ckpt(tmp_path / "first" / f"end-rank{rank}.pt") for rank in (0, 1)]
     assert_same_weights(ends[0]["state_dict"], ends[1]["state_dict"])
     ok(run_cli(*args, *snapshots(tmp_path / "second"), "--data.init_args.total_steps", "480"))
-    second = load(tmp_path / "dep" / "checkpoints" / "last.ckpt")
+    second = load_ckpt(tmp_path / "dep" / "checkpoints" / "last.ckpt")
     assert second[DATA_KEY]["env_steps"] == 480
     for rank in (0, 1):
-        restored = load(tmp_path / "second" / f"start-rank{rank}.pt")
+        restored = load_ckpt(tmp_path / "second" / f"start-rank{rank}.pt")
         assert torch.equal(restored["replay_observations"], ends[rank]["replay_observations"])
         assert second["acting"]["ranks"][rank]["dep"]["controller"]["t"] > dep[rank]["t"]
 

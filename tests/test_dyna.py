@@ -10,7 +10,7 @@ import yaml
 from lit_rl.algos import Dyna
 from lit_rl.algos.dyna import DynaFlow, Trigger, piecewise_linear
 from lit_rl.nets.dynamics import DynamicsConfig
-from tests.conftest import ROOT, logged_rows, ok, run_cli
+from tests.conftest import ROOT, load_ckpt, logged_rows, ok, run_cli
 from tests.test_dynamics import adam_step, linear_system
 
 SMOKE_DYNA = ROOT / "configs" / "smoke" / "dyna_pendulum.yaml"
@@ -122,10 +122,6 @@ def test_checkpoint_round_trip_of_models_scalers_and_counters(tmp_path, kind):
 
 
 # ----------------------------------------------------------------------------- CLI
-
-
-def load_ckpt(path):
-    return torch.load(path, weights_only=True, map_location="cpu")
 
 
 def smoke_ticks(total: int) -> list[int]:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lit_rl.data import AdaptiveEnergy, AdaptiveEnergyConfig, Batch
-from tests.conftest import SMOKE, run_cli
+from tests.conftest import DATA_KEY, SMOKE, load_ckpt, ok, run_cli
 
 
 def numpy_cost(a: np.ndarray, cost_function: int) -> np.ndarray:
@@ -85,13 +85,13 @@ def test_energy_state_is_logged_checkpointed_and_resumed(tmp_path):
         "--data.init_args.replay.adaptive_energy.threshold", "-1000",
     ]  # fmt: skip
     result = run_cli("fit", *common)
-    assert result.returncode == 0, result.stderr[-5000:]
+    ok(result)
     last = tmp_path / "energy" / "checkpoints" / "last.ckpt"
-    state = torch.load(last, weights_only=True, map_location="cpu")["RolloutDataModule"]["adaptive_energy"]
+    state = load_ckpt(last)[DATA_KEY]["adaptive_energy"]
     assert state["action_cost"] > 0 and state["cdt_avg"] > 0  # env 0 finished 4 episodes
 
     result = run_cli("fit", *common, "--data.init_args.total_steps", "600")
-    assert result.returncode == 0, result.stderr[-5000:]
-    resumed = torch.load(last, weights_only=True, map_location="cpu")["RolloutDataModule"]["adaptive_energy"]
+    ok(result)
+    resumed = load_ckpt(last)[DATA_KEY]["adaptive_energy"]
     assert resumed["action_cost"] > state["action_cost"]  # continued from the saved weight, two more episodes
     assert resumed["cdt_avg"] > state["cdt_avg"]

@@ -6,7 +6,7 @@ import torch
 
 from lit_rl.algos import MPO
 from lit_rl.data.replay import Batch
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, load_ckpt, ok, run_cli
 
 SMOKE_MPO = ROOT / "configs" / "smoke" / "mpo_pendulum.yaml"
 OBS_DIM, ACT_DIM, BATCH = 3, 2, 64
@@ -166,17 +166,17 @@ def test_bf16_autocast_keeps_outputs_float32_and_close():
 def test_cli_fit_and_resume_restore_three_optimizers(tmp_path):
     common = ["--config", str(SMOKE_MPO), "--working_dir", str(tmp_path), "--trainer.logger", "false"]
     result = run_cli("fit", *common)
-    assert result.returncode == 0, result.stderr[-5000:]
+    ok(result)
     last = tmp_path / "smoke_mpo_pendulum" / "checkpoints" / "last.ckpt"
-    checkpoint = torch.load(last, weights_only=True, map_location="cpu")
+    checkpoint = load_ckpt(last)
     assert len(checkpoint["optimizer_states"]) == 3
     dual_state = checkpoint["optimizer_states"][2]["state"]
     assert len(dual_state) == 4 and all(s["step"] > 0 for s in dual_state.values())
 
     result = run_cli("fit", *common, "--data.init_args.total_steps", "600")
-    assert result.returncode == 0, result.stderr[-5000:]
+    ok(result)
     assert "Resuming" in result.stderr
-    resumed = torch.load(last, weights_only=True, map_location="cpu")
+    resumed = load_ckpt(last)
     assert resumed["RolloutDataModule"]["env_steps"] == 600
     assert len(resumed["optimizer_states"]) == 3
     steps = [s["step"].item() for s in resumed["optimizer_states"][2]["state"].values()]

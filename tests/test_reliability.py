@@ -15,9 +15,8 @@ import torch
 
 from lit_rl.data.replay import ReplayBuffer
 from lit_rl.plot import read_wandb
-from tests.conftest import ROOT, SMOKE, run_cli
+from tests.conftest import DATA_KEY, ROOT, SMOKE, cli_env, load_ckpt, ok, run_cli
 
-DATA_KEY = "RolloutDataModule"
 SMOKE_DEP = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
 QUIET = ["--trainer.enable_progress_bar", "false"]
 # The smoke run: 2 envs, 50-step episodes, so every save (each 200 env steps) falls where all
@@ -28,11 +27,11 @@ CRASH = "--trainer.callbacks+=tests.crash_helpers.CrashOnSave"
 
 def fit(working_dir: Path, name: str, *extra: str) -> None:
     result = run_cli("fit", *DDPG, "--working_dir", str(working_dir), "--name", name, *extra)
-    assert result.returncode == 0, result.stderr[-5000:]
+    ok(result)
 
 
 def start_fit(working_dir: Path, name: str, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(ROOT)}
+    env = cli_env()
     # W&B writes its history to disk every 15 s by default: flush often enough for a short run.
     env["WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"] = "0.5"
     log = open(working_dir / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
@@ -60,13 +59,9 @@ def kill_when(process: subprocess.Popen, condition, timeout: float = 240) -> Non
         process.wait(timeout=30)
 
 
-def load(path: Path) -> dict:
-    return torch.load(path, weights_only=True, map_location="cpu")
-
-
 def read_replay(checkpoints: Path) -> dict[str, torch.Tensor]:
     """The filled rows of the replay file that ``last.ckpt`` records, read as the run would."""
-    state = load(checkpoints / "last.ckpt")[DATA_KEY]
+    state = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]
     path = checkpoints / state["replay_file"]
     with open(path, "rb") as f:
         header = json.loads(f.readline())
@@ -101,7 +96,7 @@ RUN_STATE = ["env_steps", "episodes", "faults", "last_phase_steps", "pending_bat
 
 
 def assert_same_run(checkpoints: Path, reference: Path) -> None:
-    a, b = load(checkpoints / "last.ckpt"), load(reference / "last.ckpt")
+    a, b = load_ckpt(checkpoints / "last.ckpt"), load_ckpt(reference / "last.ckpt")
     assert_same_state(a, b, [*RUN_STATE, "replay_position"])
     assert (a["global_step"], a["epoch"]) == (b["global_step"], b["epoch"])
     assert_equal_tensors(read_replay(checkpoints), read_replay(reference), "replay")
@@ -126,7 +121,7 @@ def reference(tmp_path_factory) -> Path:
 
 
 def test_keep_checkpoints_deletes_old_checkpoints_and_their_side_files(reference):
-    replay = load(reference / "last.ckpt")[DATA_KEY]["replay_file"]
+    replay = load_ckpt(reference / "last.ckpt")[DATA_KEY]["replay_file"]
     assert sorted(p.name for p in reference.iterdir()) == sorted(["last.ckpt", "step=400.ckpt", replay])
 
 
@@ -151,19 +146,10 @@ def test_kill_9_mid_training_then_resume_loses_nothing_saved(reference, tmp_path
         return bool(stopped)
 
     kill_when(process, lambda: stopped_at_first_checkpoint() and killed_run_flushed(tmp_path / "killed"))
-    saved = load(checkpoints / "last.ckpt")[DATA_KEY]["env_steps"]
+    saved = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]["env_steps"]
     assert saved == 200
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "lit_rl", "fit", *DDPG, "--working_dir", str(tmp_path), "--name", "killed"]
-        + ["--ckpt_path", "last"],
-        cwd=ROOT,
-        env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-5000:]
+    fit(tmp_path, "killed", "--ckpt_path", "last")
     assert_same_run(checkpoints, reference)
     assert not list(checkpoints.glob("*.tmp"))
     assert len(list(checkpoints.glob("*.replay"))) == 1
@@ -194,7 +180,7 @@ def test_kill_9_mid_save_keeps_the_previous_checkpoint(kill, expected_steps, ref
         kill_when(process, lambda: last.is_file() and tmp.is_file())
     else:
         kill_when(process, None)
-    assert load(checkpoints / "last.ckpt")[DATA_KEY]["env_steps"] == expected_steps
+    assert load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]["env_steps"] == expected_steps
     read_replay(checkpoints)  # complete, and the one last.ckpt was saved with
     fit(tmp_path, "crash", "--trainer.logger", "false", "--ckpt_path", "last")
     assert_same_run(checkpoints, reference)
@@ -239,7 +225,7 @@ replay.save({str(tmp_path / "big.replay")!r})
 print(replay.nbytes >> 20, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10)
 """
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    ok(result)
     size_mb, growth_mb = map(int, result.stdout.split())
     assert size_mb >= 380 and growth_mb < 20, (size_mb, growth_mb)
 
@@ -256,7 +242,7 @@ def test_dep_mpo_energy_state_survives_kill_9(tmp_path):
     checkpoints = tmp_path / "dep" / "checkpoints"
     process = start_fit(tmp_path, "dep", *args)
     kill_when(process, lambda: (checkpoints / "last.ckpt").is_file())
-    killed = load(checkpoints / "last.ckpt")
+    killed = load_ckpt(checkpoints / "last.ckpt")
     replay_before = read_replay(checkpoints)
     steps = killed[DATA_KEY]["env_steps"]
     assert killed[DATA_KEY]["adaptive_energy"]["action_cost"] > 0
@@ -265,8 +251,8 @@ def test_dep_mpo_energy_state_survives_kill_9(tmp_path):
         "fit", *args, "--working_dir", str(tmp_path), "--name", "dep", "--ckpt_path", "last",
         "--data.init_args.total_steps", str(steps),
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-5000:]
-    resaved = load(checkpoints / "last.ckpt")
+    ok(result)
+    resaved = load_ckpt(checkpoints / "last.ckpt")
     assert resaved[DATA_KEY]["replay_token"] != killed[DATA_KEY]["replay_token"], "a new save"
     assert_same_state(resaved, killed, [*RUN_STATE, "replay_position", "adaptive_energy"])
     resaved_dep, killed_dep = resaved["acting"]["dep"], killed["acting"]["dep"]
