@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -43,8 +44,13 @@ QUICK_STEPS = {"Dyna": 1_500, "DDPG": 6_000}
 PLOT_X_MAX = 6_000
 
 
+def real_steps(result: dict) -> int:
+    """The real env steps a run trained for (its last evaluation's)."""
+    return result["curve"][-1][0]
+
+
 def per_step_ms(result: dict) -> float:
-    return 1e3 * result["train_seconds"] / result["curve"][-1][0]
+    return 1e3 * result["train_seconds"] / real_steps(result)
 
 
 def breakdown(runs: list[dict]) -> dict[str, float]:
@@ -52,7 +58,7 @@ def breakdown(runs: list[dict]) -> dict[str, float]:
     Lightning's loop."""
     rows = []
     for r in runs:
-        seconds, steps = r["part_seconds"], r["curve"][-1][0]
+        seconds, steps = r["part_seconds"], real_steps(r)
         ddpg = seconds["train_algo_real"] + seconds["train_algo_model"] - seconds["rollout"]
         row = {
             "DDPG updates": ddpg,
@@ -76,10 +82,9 @@ def table(results: dict[str, dict], eval_steps: int, threads: int, quick: bool, 
     for name, result in results.items():
         runs = result["runs"]
         for r in runs:
-            final_steps = r["curve"][-1][0]
             lines.append(
                 f"| {name} | {r['seed']} | {fmt_steps(r['steps_to_minus_200'])} | {r['final_return']:.1f} "
-                f"({final_steps:,}) | {r['train_seconds']:.1f} | {per_step_ms(r):.1f} |"
+                f"({real_steps(r):,}) | {r['train_seconds']:.1f} | {per_step_ms(r):.1f} |"
             )
         lines.append(
             f"| **{name}** | median (min–max) | **{steps_spread(runs)}** | | "
@@ -87,7 +92,7 @@ def table(results: dict[str, dict], eval_steps: int, threads: int, quick: bool, 
         )
     parts = breakdown(results["Dyna"]["runs"])
     dyna, ddpg = results["Dyna"]["median_steps_to_minus_200"], results["DDPG"]["median_steps_to_minus_200"]
-    ratio = f"{dyna / ddpg:.2f}" if dyna not in (None, float("inf")) and ddpg not in (None, float("inf")) else "n/a"
+    ratio = f"{dyna / ddpg:.2f}" if math.isfinite(dyna) and math.isfinite(ddpg) else "n/a"  # inf: never reached
     command = "python bench/dyna_pendulum.py" + (" --quick" if quick else "")
     lines += [
         "",

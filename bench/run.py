@@ -106,14 +106,14 @@ def pendulum(seeds: list[str], quick: bool) -> list[Check]:
     return [(f"lit_rl DDPG reaches -200 within {steps:,} steps, every seed", reached)]
 
 
-def dep_mpo_throughput(seeds: list[str], quick: bool) -> list[Check]:
-    run_script("dep_mpo_throughput.py", *(["--quick"] if quick else []))
-    return []  # timings on a shared machine are read, not checked
+def timings(script: str) -> Callable[[list[str], bool], list[Check]]:
+    """A step that runs a timing script (one run, no seeds): timings on a shared machine are read, not checked."""
 
+    def step(seeds: list[str], quick: bool) -> list[Check]:
+        run_script(script, *(["--quick"] if quick else []))
+        return []
 
-def ddp_throughput(seeds: list[str], quick: bool) -> list[Check]:
-    run_script("ddp_throughput.py", *(["--quick"] if quick else []))
-    return []
+    return step
 
 
 def dyna(seeds: list[str], quick: bool) -> list[Check]:
@@ -126,9 +126,9 @@ def dyna(seeds: list[str], quick: bool) -> list[Check]:
 
 STEPS: dict[str, Callable[[list[str], bool], list[Check]]] = {
     "DDPG Pendulum-v1, lit_rl vs SB3": pendulum,
-    "DEP-MPO throughput, DEP controller": dep_mpo_throughput,
+    "DEP-MPO throughput, DEP controller": timings("dep_mpo_throughput.py"),
     "Dyna vs DDPG Pendulum-v1": dyna,
-    "DDP throughput, 1 vs 2 processes": ddp_throughput,
+    "DDP throughput, 1 vs 2 processes": timings("ddp_throughput.py"),
 }
 
 
