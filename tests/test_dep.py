@@ -44,8 +44,11 @@ class ReferenceDEP:
                 v = h[-s - td][0] - h[-s - 1 - td][0]
                 C += torch.outer(self.M @ chi, v)
             R = C @ self.M.T
-            if cfg.normalization == "independent":
-                self.C_norm = torch.stack([C[j] * cfg.kappa / (torch.linalg.norm(R[j]) + reg) for j in range(len(C))])
+            factors = [cfg.kappa / (torch.linalg.norm(R[j]) + reg) for j in range(len(C))]  # one per row
+            if cfg.normalization == "independent":  # deprl: column k scaled by row k's factor
+                self.C_norm = torch.stack([C[:, k] * factors[k] for k in range(len(C))], dim=1)
+            elif cfg.normalization == "independent_rows":
+                self.C_norm = torch.stack([C[j] * factors[j] for j in range(len(C))])
             elif cfg.normalization == "global":
                 self.C_norm = C * cfg.kappa / (torch.linalg.norm(R) + reg)
             else:
@@ -88,7 +91,7 @@ def run_both(cfg: DEPConfig, dtype: torch.dtype, steps: int = 50):
 @pytest.mark.parametrize("dtype, atol", [(torch.float32, 2e-5), (torch.float64, 1e-12)])
 @pytest.mark.parametrize("bias_rate", [0.1, -1.0])
 @pytest.mark.parametrize("q_norm_selector", ["l2", "max", "none"])
-@pytest.mark.parametrize("normalization", ["independent", "global", "none"])
+@pytest.mark.parametrize("normalization", ["independent", "independent_rows", "global", "none"])
 def test_matches_reference(normalization, q_norm_selector, bias_rate, dtype, atol):
     cfg = replace(SMALL, normalization=normalization, q_norm_selector=q_norm_selector, bias_rate=bias_rate)
     ctrl, ours, theirs = run_both(cfg, dtype)

@@ -14,7 +14,7 @@ from typing import Literal
 
 import torch
 
-NORMALIZATIONS = ("independent", "global", "none")
+NORMALIZATIONS = ("independent", "independent_rows", "global", "none")
 Q_NORM_SELECTORS = ("l2", "max", "none")
 
 
@@ -36,8 +36,12 @@ class DEPConfig:
             ``<= 1`` disables smoothing.
         time_dist: delay (steps) between the velocity ``chi`` and the delayed velocity ``v``
             whose outer product forms the controller matrix.
-        normalization: controller normalisation: ``independent`` (each motor row to norm
-            ``kappa``), ``global`` (each env's whole matrix to Frobenius norm ``kappa``) or ``none``.
+        normalization: controller normalisation, with ``f[j] = kappa / (||C[j, :]|| + reg)`` the
+            factor of row ``j``: ``independent`` (what deprl 0.3.2 computes, and so what every
+            published DEP-RL run and tuned kappa used: column ``k`` is scaled by row ``k``'s factor,
+            ``C_norm[j, k] = C[j, k] f[k]``), ``independent_rows`` (the evident intent of the
+            formula: row ``j`` scaled by its own factor, so every row has norm ``kappa``),
+            ``global`` (each env's whole matrix to Frobenius norm ``kappa``) or ``none``.
         q_norm_selector: normalisation of ``q = C_norm x_smooth`` per env: ``l2`` (divide by the
             Euclidean norm), ``max`` (divide by the largest magnitude) or ``none``.
         regularization: ``reg = 10 ** -regularization`` is added to every norm it divides by.
@@ -59,7 +63,7 @@ class DEPConfig:
     bias_rate: float = 2e-5
     s4avg: float = 6
     time_dist: int = 60
-    normalization: Literal["independent", "global", "none"] = "independent"
+    normalization: Literal["independent", "independent_rows", "global", "none"] = "independent"
     q_norm_selector: Literal["l2", "max", "none"] = "l2"
     regularization: float = 32
     with_learning: bool = True
@@ -249,8 +253,10 @@ class DEPController:
             self._G.zero_()
 
         # C = -G; the norms of R = C M^T = -C are those of G, and C * f = G * (-f) exactly
-        if cfg.normalization == "independent":
+        if cfg.normalization in ("independent", "independent_rows"):
             factor = torch.linalg.vector_norm(self._G, dim=-1, keepdim=True).add_(self.reg).reciprocal_()
+            if cfg.normalization == "independent":  # deprl's einsum("ijk,ik->ijk"): row k's factor on column k
+                factor = factor.transpose(1, 2)
             torch.mul(self._G, factor.mul_(-cfg.kappa), out=self.C_norm)
         elif cfg.normalization == "global":
             # per env; deprl takes one norm over the whole [E, m, m] tensor, coupling the envs
