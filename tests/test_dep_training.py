@@ -1,12 +1,13 @@
 """DEP wired into training: the switching decides who acts, DEP's actions are what is stored,
 its state survives a checkpoint, mode 4 trains nothing."""
 
+import pytest
 import torch
 
 from lit_rl.algos import MPO
 from lit_rl.data import RolloutContext
 from lit_rl.explore import DEPConfig, DEPController
-from tests.conftest import ROOT, load_ckpt, ok, run_cli
+from tests.conftest import ROOT, load_ckpt, logged_rows, ok, run_cli
 
 SMOKE_DEP = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
 CONFIG = DEPConfig(kappa=100.0, tau=3, buffer_size=10, time_dist=1, s4avg=2)
@@ -55,6 +56,25 @@ def test_pure_dep_stores_and_trains_nothing(tmp_path):
     assert checkpoint["RolloutDataModule"]["replay_position"] == [0, 0]
     assert all(not state["state"] for state in checkpoint["optimizer_states"])
     assert checkpoint["acting"]["dep"]["controller"]["t"] == 40
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--data.init_args.replay.steps_before_batches", "100000"],  # DEP-only warm-up: no gradient batch
+        ["--model.init_args.dep_mode", "4"],  # PureDep: nothing is ever trained
+    ],
+    ids=["warm-up", "mode-4"],
+)
+def test_train_metrics_are_logged_every_epoch_without_gradient_batches(tmp_path, extra):
+    logger = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(tmp_path)]
+    run(tmp_path, *logger, *extra)
+    rows = [r for r in logged_rows(tmp_path) if r.get("train/episode_length")]
+    assert [float(r["env_steps"]) for r in rows] == [160.0, 320.0]  # both epochs
+    for row in rows:
+        assert float(row["train/episodes"]) > 0 and float(row["perf/env_steps_per_s"]) > 0
+        assert 0 < float(row["train/episode_length"]) <= 40  # the smoke config's max_episode_steps
+        assert float(row["replay/size"]) == (0.0 if "4" in extra else float(row["env_steps"]))
 
 
 def test_dep_on_an_env_without_muscles_is_a_clear_error(tmp_path):

@@ -269,6 +269,11 @@ class OffPolicyAlgorithm(LightningModule):
             self.log_dict(self.trainer.datamodule.pop_train_metrics())
 
     def on_train_epoch_end(self) -> None:
+        # Also at every epoch end: during a DEP-only warm-up and in mode 4 there are no gradient
+        # batches, so the logging steps above never come. (Collective under DDP, like those; the
+        # values are the same on every rank, sync_dist only keeps Lightning from warning.)
+        metrics = {k: float(v) for k, v in self.trainer.datamodule.pop_train_metrics().items()}
+        self.log_dict(metrics, sync_dist=True)
         if self.trainer.datamodule.done:
             self.trainer.should_stop = True
 

@@ -379,6 +379,7 @@ class RolloutDataModule(pl.LightningDataModule):
         self._observations = self.envs.reset()
         self._muscle_states = self.envs.current_muscle_states()
         self._episode_starts = np.ones(self.num_envs, bool)
+        self._log_clock = (self.env_steps, time.perf_counter())  # env steps/s from here, not from start-up
 
     def _collect_until_phase(self, epoch_end: int) -> None:
         cfg = self.replay_config
