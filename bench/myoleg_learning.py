@@ -1,0 +1,231 @@
+"""DEP-MPO on myoLegWalk-v0 against deprl's published learning curve, and three ablations.
+
+The published curve (``PUBLISHED``, deprl's myoLegWalk run shipped with MyoSuite) used MyoSuite 2's
+sigmoid action mapping, ``reset_type: init``, 10 x 10 envs and 1e6 DEP-only steps; its reward
+weights match no MyoSuite release and MyoSuite 3 changed the leg model, so episode lengths are
+compared, not returns. Every run here is ``configs/dep_mpo_myolegwalk.yaml`` with that protocol
+(``PROTOCOL``): ``reset_type: init``, ``muscle_sigmoid: true``, 1e6 DEP-only steps, 2 workers x
+10 envs, bf16-mixed, 200,000-step epochs with 10 test episodes, to ``--steps`` (1.6e6). Runs
+(``VARIANTS``, one ``python -m lit_rl fit`` process each, one after the other):
+
+- ``deprl``: the config as it is (DEP ``normalization: independent``, deprl's computation);
+- ``rows``: ``normalization: independent_rows`` (each row of C to norm kappa);
+- ``mode0``: ``dep_mode: 0``, plain MPO from the first step (no DEP);
+- ``raw``: ``muscle_sigmoid: false``, MyoSuite 3's raw [0, 1] activations.
+
+Each run's directory (``bench_runs/myoleg_learning/<variant>_s<seed>``: config.yaml, CSVLogger
+metrics.csv) is kept; a run that finished (it has ``result.json``) is not run again, so the
+script can be stopped and started again, and ``--report`` only rewrites the table and figures
+from what is there. Writes the ``myoleg-learning-table`` section of BENCHMARKS.md and
+docs/myoleg_learning_{test,train}.png (drawn by ``python -m lit_rl plot``, with the published
+curve in ``bench_runs/myoleg_learning/deprl_published/metrics.csv``, lit_rl's metric names).
+
+    python bench/myoleg_learning.py [--runs deprl:0 rows:0 mode0:0 raw:0 deprl:1] [--steps 1600000] [--report]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from summary import ROOT, machine_line, rewrite_section
+
+# From MyoSuite's myosuite/agents/baselines_DEPRL/myoLegWalk_20230514/myoLeg/log.csv, every 200k-step epoch
+PUBLISHED = ROOT / "bench" / "data" / "deprl_myolegwalk_curve.csv"
+OUT = ROOT / "bench_runs" / "myoleg_learning"
+CONFIG = "configs/dep_mpo_myolegwalk.yaml"
+PROTOCOL = [
+    "--data.init_args.env.make_kwargs", '{"reset_type": "init"}',
+    "--data.init_args.env.muscle_sigmoid", "true",
+    "--data.init_args.parallel", "2", "--data.init_args.sequential", "10",
+    "--data.init_args.test_episodes", "10",
+    "--trainer.precision", "bf16-mixed",
+    "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+    "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
+]  # fmt: skip
+VARIANTS = {
+    "deprl": ("DEP-MPO, `independent` (deprl's DEP)", []),
+    "rows": ("DEP-MPO, `independent_rows`", ["--model.init_args.dep.normalization", "independent_rows"]),
+    "mode0": ("plain MPO (`dep_mode: 0`)", ["--model.init_args.dep_mode", "0"]),
+    "raw": ("DEP-MPO, `muscle_sigmoid: false`", ["--data.init_args.env.muscle_sigmoid", "false"]),
+}
+DEFAULT_RUNS = ["deprl:0", "rows:0", "mode0:0", "raw:0", "deprl:1"]
+
+
+def run_dir(out: Path, variant: str, seed: int) -> Path:
+    return out / f"{variant}_s{seed}"
+
+
+@dataclass(frozen=True)
+class Budget:
+    steps: int = 1_600_000  # env steps per run
+    epoch: int = 200_000  # env steps per epoch (an evaluation after each)
+    warmup: int = 1_000_000  # DEP-only env steps (steps_before_batches)
+
+
+def command(out: Path, variant: str, seed: int, budget: Budget) -> list[str]:
+    return [
+        sys.executable, "-m", "lit_rl", "fit", "--config", CONFIG, *PROTOCOL, *VARIANTS[variant][1],
+        "--seed_everything", str(seed), "--data.init_args.total_steps", str(budget.steps),
+        "--data.init_args.epoch_steps", str(budget.epoch),
+        "--data.init_args.replay.steps_before_batches", str(budget.warmup),
+        "--working_dir", str(out), "--name", run_dir(out, variant, seed).name,
+    ]  # fmt: skip
+
+
+def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
+    directory = run_dir(out, variant, seed)
+    if (directory / "result.json").is_file():
+        print(f"{directory.name}: done already", flush=True)
+        return
+    shutil.rmtree(directory, ignore_errors=True)  # an unfinished run starts again from scratch
+    start = time.perf_counter()
+    args = command(out, variant, seed, budget)
+    print(f"{directory.name}: python {' '.join(args[1:])}", flush=True)
+    subprocess.run(args, cwd=ROOT, check=True)
+    result = {"variant": variant, "seed": seed, **asdict(budget), "wall_s": time.perf_counter() - start}
+    (directory / "result.json").write_text(json.dumps(result))
+
+
+def read_rows(path: Path) -> list[dict[str, float]]:
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def epochs(directory: Path, epoch_steps: int) -> dict[int, dict[str, float]]:
+    """Per epoch end (env steps): the mean train episode length over the epoch's episodes (each
+    logged point is a mean over the episodes since the previous one, ``train/episodes`` counts
+    them), the test episode length, and env steps/s over the epoch."""
+    (metrics,) = directory.glob("**/metrics.csv")
+    rows = sorted(read_rows(metrics), key=lambda r: r["env_steps"])
+    out: dict[int, dict[str, float]] = {}
+    episodes, steps = 0.0, 0.0
+    sums: dict[int, list[float]] = {}  # epoch -> [length sum, episodes, env steps, seconds]
+    for row in rows:
+        epoch = int(-(-row["env_steps"] // epoch_steps) * epoch_steps)
+        acc = sums.setdefault(epoch, [0.0, 0.0, 0.0, 0.0])
+        if "train/episode_length" in row:
+            count = row["train/episodes"] - episodes
+            acc[0] += row["train/episode_length"] * count
+            acc[1] += count
+            episodes = row["train/episodes"]
+        if "perf/env_steps_per_s" in row:  # a rate since the previous point
+            acc[2] += row["env_steps"] - steps
+            acc[3] += (row["env_steps"] - steps) / row["perf/env_steps_per_s"]
+            steps = row["env_steps"]
+        if "test/episode_length" in row:
+            out.setdefault(epoch, {})["test"] = row["test/episode_length"]
+    for epoch, (length_sum, count, epoch_steps, seconds) in sums.items():
+        entry = out.setdefault(epoch, {})
+        if count:
+            entry["train"] = length_sum / count
+        if seconds:
+            entry["steps_per_s"] = epoch_steps / seconds
+    return out
+
+
+def published() -> dict[int, dict[str, float]]:
+    return {
+        int(r["env_steps"]): {"train": r["train_episode_length"], "test": r["test_episode_length_mean"]}
+        for r in read_rows(PUBLISHED)
+    }
+
+
+def write_published_run(out: Path) -> Path:
+    """The published curve as a run directory that ``python -m lit_rl plot`` reads (metrics.csv in
+    lit_rl's metric names)."""
+    directory = out / "deprl_published"
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "metrics.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["env_steps", "train/episode_length", "test/episode_length"])
+        for steps, values in sorted(published().items()):
+            writer.writerow([steps, values["train"], values["test"]])
+    return directory
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def table(out: Path, runs: list[tuple[str, int]], budget: Budget) -> str:
+    ref = published()
+    lines = [
+        machine_line("mujoco", "myosuite"),
+        "",
+        "| run | env steps | train ep. length | published | test ep. length | published | env steps/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for variant, seed in runs:
+        directory = run_dir(out, variant, seed)
+        if not (directory / "result.json").is_file():
+            continue
+        label = f"{VARIANTS[variant][0]}, seed {seed}"
+        for epoch, values in sorted(epochs(directory, budget.epoch).items()):
+            if epoch > budget.steps:
+                continue
+            theirs = ref.get(epoch, {})
+            lines.append(
+                f"| {label} | {epoch:,} | {fmt(values.get('train'))} | {fmt(theirs.get('train'))} | "
+                f"{fmt(values.get('test'))} | {fmt(theirs.get('test'))} | {fmt(values.get('steps_per_s'), 0)} |"
+            )
+            label = ""
+    return "\n".join(lines)
+
+
+def figures(out: Path, runs: list[tuple[str, int]], steps: int, figure_dir: Path) -> list[str]:
+    from lit_rl.plot import plot
+
+    directories = [write_published_run(out)] if min(published()) <= steps else []
+    directories += [run_dir(out, v, s) for v, s in runs if (run_dir(out, v, s) / "result.json").is_file()]
+    lines = []
+    for kind in ("test", "train"):
+        figure = figure_dir / f"myoleg_learning_{kind}.png"
+        metric = f"{kind}/episode_length"
+        plot(directories, metric, "env_steps", figure, steps)
+        dirs = " ".join(str(relative(d)) for d in directories)
+        redraw = f"python -m lit_rl plot {dirs} --metric {metric} --x-max {steps} --out {relative(figure)}"
+        lines += [f"![{kind} episode length, myoLegWalk-v0]({relative(figure)})", "", f"Drawn by `{redraw}`.", ""]
+    return lines
+
+
+def relative(path: Path) -> Path:
+    path = path.resolve()
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="variant:seed, in order (default: %(default)s)")
+    for key, value in asdict(Budget()).items():
+        parser.add_argument(f"--{key}", type=int, default=value, help="env steps (default: %(default)s)")
+    parser.add_argument("--report", action="store_true", help="only rewrite the table and figures")
+    parser.add_argument("--out", type=Path, default=OUT, help="run directories (default: %(default)s)")
+    parser.add_argument(
+        "--section", default="myoleg-learning-table", help="BENCHMARKS.md section; 'none' only prints the table"
+    )
+    args = parser.parse_args()
+    runs = [(v, int(s)) for v, s in (r.split(":") for r in args.runs)]
+    budget = Budget(args.steps, args.epoch, args.warmup)
+    for variant, _ in runs:
+        if variant not in VARIANTS:
+            parser.error(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+    if not args.report:
+        for variant, seed in runs:
+            train(args.out, variant, seed, budget)
+    figure_dir = ROOT / "docs" if args.section != "none" else args.out
+    report = "\n".join([table(args.out, runs, budget), "", *figures(args.out, runs, budget.steps, figure_dir)])
+    print(report.rstrip())
+    if args.section != "none":
+        rewrite_section(args.section, report.rstrip())
+
+
+if __name__ == "__main__":
+    main()
