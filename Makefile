@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/ddpg_pendulum.yaml
 TORCH := torch==2.13.0
 
-.PHONY: train test test-all lint format bench bench-quick clean osmesa
+.PHONY: train test test-all lint format bench bench-quick bench-learning deprl-fixture clean osmesa
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -54,6 +54,22 @@ bench: $(VENV)/.installed
 bench-quick: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) bench/run.py --quick
+
+# DEP-MPO myoLegWalk against deprl's published curve, with three ablations: about 4 hours on 2 cores
+# (bench/myoleg_learning.py; finished runs are kept and skipped when it is started again).
+bench-learning: $(VENV)/.installed
+	$(PY) bench/myoleg_learning.py
+
+# Regenerates tests/fixtures/deprl_dep/deprl_dep.npz: deprl 0.3.2's own DEP on recorded muscle states.
+# deprl needs gym 0.13 and numpy < 2, so it gets a throwaway venv of its own.
+DEPRL_VENV ?= /tmp/lit_rl_deprl_venv
+deprl-fixture: $(VENV)/.installed
+	test -x $(DEPRL_VENV)/bin/python || $(PYTHON) -m venv $(DEPRL_VENV)
+	$(DEPRL_VENV)/bin/pip install --quiet $(TORCH)
+	$(DEPRL_VENV)/bin/pip install --quiet --no-deps deprl==0.3.2 gym==0.13.0
+	$(DEPRL_VENV)/bin/pip install --quiet six "numpy<2"
+	$(PY) tests/fixtures/deprl_dep/make_fixture.py inputs
+	$(DEPRL_VENV)/bin/python tests/fixtures/deprl_dep/make_fixture.py actions
 
 clean:
 	rm -rf runs bench_runs .pytest_cache .ruff_cache
