@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from tqdm import tqdm
 
 from lit_rl.files import write_atomically
+from lit_rl.lightning_internals import save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class EnvStepCheckpoint(ModelCheckpoint):
 
     @staticmethod
     def _next_multiple(datamodule) -> int:
-        return (datamodule.env_steps // datamodule.save_steps + 1) * datamodule.save_steps
+        return datamodule.schedule.next_save(datamodule.env_steps)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         datamodule = trainer.datamodule
@@ -101,13 +102,13 @@ class EnvStepCheckpoint(ModelCheckpoint):
         dirpath = Path(self.dirpath)
         dirpath.mkdir(parents=True, exist_ok=True)
         if periodic:
-            self._save_checkpoint(trainer, str(dirpath / f"step={datamodule.env_steps}.ckpt"))
+            save_checkpoint(self, trainer, str(dirpath / f"step={datamodule.env_steps}.ckpt"))
             self._prune_periodic(trainer, dirpath)
         last = str(dirpath / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
         if self.full_save:
             self._save_with_replay(trainer, dirpath, last)
         else:
-            self._save_checkpoint(trainer, last)
+            save_checkpoint(self, trainer, last)
         self.last_model_path = last
         self._saved_at = datamodule.env_steps
 
@@ -129,7 +130,7 @@ class EnvStepCheckpoint(ModelCheckpoint):
             raise failure or RuntimeError("another training process failed to write its replay file")
         try:
             with datamodule.recording_replay(record):
-                self._save_checkpoint(trainer, last)
+                save_checkpoint(self, trainer, last)
         except BaseException:
             replay.unlink(missing_ok=True)
             raise

@@ -3,6 +3,7 @@ environment-step callbacks."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -13,13 +14,14 @@ from pathlib import Path
 
 import gymnasium as gym
 import torch
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import SaveConfigCallback
 
-from lit_rl.algos.base import OffPolicyAlgorithm
+from lit_rl.algos import OffPolicyAlgorithm
 from lit_rl.callbacks import EnvStepCheckpoint, EnvStepProgressBar, check_output_dir
 from lit_rl.data import ReplayBuffer, RolloutDataModule
 from lit_rl.distributed import RANKS_KEY, checkpoint_world_message, ddp_strategy
 from lit_rl.files import write_atomically
+from lit_rl.lightning_internals import CheckedCLI, start_method
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,16 @@ class RunConfigCallback(SaveConfigCallback):
         self.already_saved = True
 
 
-class LitRLCLI(LightningCLI):
+def resolve_class(class_path: str) -> type | None:
+    """The class a ``class_path`` names (None if it does not import)."""
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+class LitRLCLI(CheckedCLI):
     def __init__(self, args=None, run: bool = True):
         super().__init__(
             OffPolicyAlgorithm,
@@ -101,7 +112,7 @@ class LitRLCLI(LightningCLI):
         parser.link_arguments("data.observation_dim", "model.init_args.observation_dim", apply_on="instantiate")
         parser.link_arguments("data.action_bounds", "model.init_args.action_bounds", apply_on="instantiate")
 
-    def _parse_ckpt_path(self) -> None:
+    def check_ckpt_path(self) -> None:
         config = self.config.get(str(self.config.get("subcommand")))
         path = config.get("ckpt_path") if config is not None else None
         if path is None or path in LIGHTNING_CKPT_KEYWORDS:
@@ -119,12 +130,11 @@ class LitRLCLI(LightningCLI):
                 "An earlier step=<env_steps>.ckpt in the same folder may still be good."
             ) from error
         written_by, wanted = hparams.get("_class_path"), config.model.class_path
-        if written_by is not None and written_by != wanted:
+        if written_by is not None and resolve_class(written_by) is not resolve_class(wanted):
             raise ConfigError(
                 f"--ckpt_path {path} was written by {written_by}, but the config trains {wanted}; "
                 "use a config of the same algorithm"
             )
-        super()._parse_ckpt_path()
 
     # ------------------------------------------------------------------ run directory
 
@@ -150,7 +160,7 @@ class LitRLCLI(LightningCLI):
             config.ckpt_path = str(checkpoint_dir / "last.ckpt")
         if config.get("ckpt_path") is not None:
             # As for an explicit path: the model is rebuilt with the checkpoint's hyperparameters.
-            self._parse_ckpt_path()
+            self.parse_ckpt_path()
             config = self.config.get(str(self.subcommand), self.config)
         self.save_config_kwargs["run_dir"] = str(self.run_dir)
         self._configure_loggers(config, fitting)
@@ -188,7 +198,7 @@ class LitRLCLI(LightningCLI):
 
     def _check_checkpoint_spaces(self) -> None:
         spaces = getattr(self, "_checkpoint_spaces", None)
-        ckpt_path = self._get(self.config, "ckpt_path")
+        ckpt_path = self.config_value(self.config, "ckpt_path")
         if spaces is None or ckpt_path is None:
             return
         here = (self.datamodule.observation_dim, self.datamodule.action_bounds)
@@ -201,7 +211,7 @@ class LitRLCLI(LightningCLI):
     def _check_checkpoint_replay(self) -> None:
         """The checkpoint was written by as many processes as this run has, and every rank's replay
         file it names is there, whole."""
-        state, ckpt_path = getattr(self, "_checkpoint_data", None), self._get(self.config, "ckpt_path")
+        state, ckpt_path = getattr(self, "_checkpoint_data", None), self.config_value(self.config, "ckpt_path")
         if state is None or ckpt_path is None:
             return
         records = state.get(RANKS_KEY, [state])
@@ -225,7 +235,7 @@ class LitRLCLI(LightningCLI):
         written before the old one is deleted), and the model and optimizer states a few times."""
         model_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
         needed = 4 * 3 * model_bytes  # weights and two Adam moments, in last.ckpt, its .tmp and one periodic
-        if self._get(self.config_init, "full_save"):
+        if self.config_value(self.config_init, "full_save"):
             data = self.datamodule
             cfg = data.replay_config
             rows = cfg.size // data.num_envs
@@ -260,22 +270,22 @@ class LitRLCLI(LightningCLI):
         return secrets.token_hex(4)
 
     def instantiate_trainer(self, **kwargs):
-        trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+        trainer_config = {**self.config_value(self.config_init, "trainer", default={}), **kwargs}
         if trainer_config.get("default_root_dir") is None:  # run outputs without a logger, e.g. videos/
             trainer_config["default_root_dir"] = str(self.run_dir)
-        callbacks = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
+        callbacks = [self.config_value(self.config_init, key) for key in self.callback_keys()]
         if trainer_config.get("enable_checkpointing", True) is not False:
-            full_save = self._get(self.config_init, "full_save")
-            keep = self._get(self.config_init, "keep_checkpoints")
+            full_save = self.config_value(self.config_init, "full_save")
+            keep = self.config_value(self.config_init, "keep_checkpoints")
             callbacks.append(EnvStepCheckpoint(self.run_dir / "checkpoints", full_save=full_save, keep_last=keep))
         if trainer_config.get("enable_progress_bar", True) is not False:
             callbacks.append(EnvStepProgressBar())
-        configured = list(trainer_config.get("callbacks") or [])  # _instantiate_trainer extends the list
-        trainer = self._instantiate_trainer({**trainer_config, "callbacks": list(configured)}, callbacks)
+        configured = list(trainer_config.get("callbacks") or [])  # build_trainer extends the list
+        trainer = self.build_trainer({**trainer_config, "callbacks": list(configured)}, callbacks)
         if trainer.world_size > 1 and trainer_config.get("strategy", "auto") in ("auto", "ddp"):
             ddp = {**trainer_config, "callbacks": list(configured), "strategy": ddp_strategy()}
-            trainer = self._instantiate_trainer(ddp, callbacks)
-        if getattr(trainer.strategy, "_start_method", "popen") != "popen":
+            trainer = self.build_trainer(ddp, callbacks)
+        if start_method(trainer.strategy) != "popen":
             raise ConfigError(
                 f"--trainer.strategy {trainer_config['strategy']}: spawned or forked processes hand only the weights "
                 "back, not the envs, replay and step counters; use ddp (the default with several devices)"

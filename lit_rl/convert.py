@@ -33,19 +33,27 @@ class ConvertError(ValueError):
 # --------------------------------------------------------------------------- what maps where
 
 MPO = "lit_rl.algos.MPO"
-DDPG = "lit_rl.algos.DDPG"
-AGENTS = {
-    "deprl.custom_mpo_torch.TunedMPO": MPO,
-    "tonic.torch.agents.MPO": MPO,
-    "deprl.vendor.tonic.torch.agents.MPO": MPO,
-    "tonic.torch.agents.DDPG": DDPG,
-    "deprl.vendor.tonic.torch.agents.DDPG": DDPG,
-}
-# The constructor parameters of tonic's agents, to name positional arguments.
-AGENT_PARAMS = {
-    MPO: ("model", "replay", "actor_updater", "critic_updater"),
-    DDPG: ("model", "replay", "exploration", "actor_updater", "critic_updater"),
-}
+
+
+def tonic_agents() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """deprl/tonic agent class -> (lit_rl class path, the names of its constructor's positional
+    parameters), from the ``tonic_agents`` literal of every algorithm class in lit_rl/algos/. Read
+    from the source, because importing the algorithms imports Lightning (seconds);
+    tests/test_convert.py checks it against the imported classes."""
+    agents = {}
+    for path in sorted((Path(__file__).parent / "algos").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for statement in node.body:
+                targets = statement.targets if isinstance(statement, ast.Assign) else []
+                if any(isinstance(t, ast.Name) and t.id == "tonic_agents" for t in targets):
+                    for name, params in ast.literal_eval(statement.value).items():
+                        agents[name] = (f"lit_rl.algos.{node.name}", tuple(params))
+    return agents
+
+
+AGENTS = tonic_agents()
 DEP_FACTORY = "deprl.custom_agents.dep_factory"
 DEP_MODES = range(5)  # deprl's dep_factory: 0 no DEP, 1 InitExplore, 2 DetSwitch, 3 StochSwitch, 4 pure DEP
 
@@ -438,8 +446,8 @@ def _convert_agent(source: Any, report: Report) -> tuple[str, int, dict]:
             raise expr.error(node, "dep_factory(mode, agent) returns a class; call it: dep_factory(3, Agent())(...)")
         agent_name, _ = expr.call(node, AGENTS, "an agent")
         dep_mode = 0
-    class_path = AGENTS[agent_name]
-    bound = expr.bind(node, AGENT_PARAMS[class_path])
+    class_path, params = AGENTS[agent_name]
+    bound = expr.bind(node, params)
     replay_node = bound.pop("replay", None)
     replay = _convert_replay(expr, replay_node, report) if replay_node is not None else {}
     for name, value in bound.items():

@@ -23,13 +23,16 @@ from lightning.pytorch.strategies import DDPStrategy
 # torch 2.13 deprecates it in favour of forward_sync_buffers, which cannot skip the sync at wrapping
 warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated")
 
+AVERAGED = "_lit_rl_gradients_averaged"  # set on a torch optimizer whose gradients were averaged for its next step
 RANKS_KEY = "ranks"  # under DDP, each rank's rank-local state in a checkpoint, indexed by global rank
 
 
 class RolloutDDPStrategy(DDPStrategy):
     """Lightning's DDP (launchers, process group, rank 0 checkpoints) with DDP's own gradient
-    reducer switched off: ``OffPolicyAlgorithm.clip_and_step`` averages each optimizer's
-    gradients itself (``average_gradients``).
+    reducer switched off: each optimizer's gradients are averaged at its step instead, by
+    ``OffPolicyAlgorithm.clip_and_step`` (before it clips them) or else here, in
+    ``optimizer_step``, so a plain ``manual_backward(loss); opt.step()`` cannot leave the ranks
+    with different weights.
 
     Each backward of an actor-critic update (critic, actor, MPO duals, dynamics model) reaches
     only some parameters. DDP's reducer expects every parameter's gradient after each backward;
@@ -50,6 +53,14 @@ class RolloutDDPStrategy(DDPStrategy):
 
     def pre_backward(self, closure_loss: torch.Tensor) -> None:
         pass  # DDPStrategy would arm the reducer for this backward; gradients are averaged per step
+
+    def optimizer_step(self, optimizer, closure, model=None, **kwargs):
+        if not getattr(optimizer, AVERAGED, False):
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            # a rank whose backward was skipped (non-finite loss) has no gradients: all ranks skip
+            average_gradients(params, any(p.grad is not None for p in params))
+        setattr(optimizer, AVERAGED, False)
+        return super().optimizer_step(optimizer, closure, model, **kwargs)
 
 
 def ddp_strategy() -> DDPStrategy:
@@ -97,6 +108,17 @@ def average_gradients(params: list[torch.Tensor], backward_done: bool) -> bool:
             p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
         offset += p.numel()
     return True
+
+
+def average_optimizer_gradients(optimizers, backward_done: bool) -> bool:
+    """``average_gradients`` over the parameters of ``optimizers`` (torch or Lightning
+    optimizers) in one all-reduce, marking them so that their next step does not average again."""
+    raw = [getattr(opt, "optimizer", opt) for opt in optimizers]
+    params = [p for opt in raw for group in opt.param_groups for p in group["params"]]
+    averaged = average_gradients(params, backward_done)
+    for opt in raw:
+        setattr(opt, AVERAGED, True)
+    return averaged
 
 
 def gather_objects(obj) -> list:

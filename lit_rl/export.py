@@ -20,6 +20,7 @@ import torch
 
 from lit_rl.algos.base import OffPolicyAlgorithm
 from lit_rl.files import replaced_atomically
+from lit_rl.lightning_internals import tracing
 
 
 class ExportError(ValueError):
@@ -52,14 +53,8 @@ def export_policy(ckpt_path: Path, out: Path) -> torch.jit.ScriptModule:
     networks evaluation does not use (critics, targets) drop out."""
     algorithm = load_algorithm(ckpt_path)
     example = torch.zeros(2, algorithm.observation_dim)
-    # Lightning's `trainer` property raises outside a Trainer unless this flag is set; tracing
-    # touches every attribute. (LightningModule.to_torchscript does the same but is deprecated.)
-    algorithm._jit_is_scripting = True
-    try:
-        with torch.no_grad():
-            traced = torch.jit.trace(algorithm, example)
-    finally:
-        algorithm._jit_is_scripting = False
+    with tracing(algorithm), torch.no_grad():
+        traced = torch.jit.trace(algorithm, example)
     frozen = torch.jit.freeze(traced)
     out.parent.mkdir(parents=True, exist_ok=True)
     with replaced_atomically(out) as tmp:

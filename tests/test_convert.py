@@ -229,8 +229,7 @@ def test_converted_keys_exist_in_lit_rl(fixture):
     import inspect
 
     from lit_rl.algos import DDPG, MPO
-    from lit_rl.data import RolloutDataModule
-    from lit_rl.data.datamodule import ReplayConfig
+    from lit_rl.data import ReplayConfig, RolloutDataModule
     from lit_rl.envs import EnvConfig
 
     config, _ = convert_fixture(fixture)

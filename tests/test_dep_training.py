@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lit_rl.algos import MPO
-from lit_rl.data import RolloutContext
+from lit_rl.contract import RolloutContext
 from lit_rl.explore import DEPConfig, DEPController
 from tests.conftest import ROOT, load_ckpt, logged_rows, ok, run_cli
 

@@ -8,7 +8,9 @@ import torch
 import yaml
 
 from lit_rl.algos import Dyna
-from lit_rl.algos.dyna import DynaFlow, Trigger, piecewise_linear
+from lit_rl.algos.dyna import DynaFlow, piecewise_linear
+from lit_rl.contract import RolloutContext
+from lit_rl.data import Trigger
 from lit_rl.nets.dynamics import DynamicsConfig
 from tests.conftest import ROOT, load_ckpt, logged_rows, ok, run_cli
 from tests.test_dynamics import adam_step, linear_system
@@ -73,7 +75,7 @@ def test_epsilon_greedy_takes_random_actions_with_the_decayed_probability():
     with torch.no_grad():
         greedy = module.act_greedy(obs)
         for steps, p in [(0, 0.5), (1000, 0.1), (5000, 0.0)]:
-            actions = module.explore(obs, steps, starts)
+            actions = module.act(obs, RolloutContext(steps, 0, starts, None, steps_before_batches=0))
             assert actions.abs().max() <= 2.0
             random_share = (actions != greedy).float().mean().item()
             assert random_share == pytest.approx(p, abs=0.015), steps

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from lit_rl.data import AdaptiveEnergy, AdaptiveEnergyConfig, Batch
+from lit_rl.contract import Batch
+from lit_rl.data import AdaptiveEnergy, AdaptiveEnergyConfig
 from tests.conftest import DATA_KEY, SMOKE, load_ckpt, ok, run_cli
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lit_rl.algos import MPO
-from lit_rl.data.replay import Batch
+from lit_rl.contract import Batch, RolloutContext
 from tests.conftest import ROOT, load_ckpt, ok, run_cli
 
 SMOKE_MPO = ROOT / "configs" / "smoke" / "mpo_pendulum.yaml"
@@ -124,13 +124,13 @@ def test_explore_samples_finite_actions_and_greedy_is_the_mean():
     module = make_mpo()
     obs = torch.randn(16, OBS_DIM)
     with torch.no_grad():
-        actions = module.explore(obs, env_steps=0, episode_starts=torch.ones(16, dtype=torch.bool))
-        again = module.explore(obs, env_steps=0, episode_starts=torch.zeros(16, dtype=torch.bool))
+        actions = module.act(obs, RolloutContext(0, 0, torch.ones(16, dtype=torch.bool), None, 0))
+        again = module.act(obs, RolloutContext(0, 0, torch.zeros(16, dtype=torch.bool), None, 0))
         greedy = module.act_greedy(obs)
     assert actions.shape == (16, ACT_DIM) and torch.isfinite(actions).all()
     assert not torch.equal(actions, again)  # sampled
     assert torch.equal(greedy, module.act_greedy(obs)) and greedy.abs().max() <= 1.0
-    assert module.normalizer.new_count.item() == 32  # explore records what it acts on
+    assert module.normalizer.new_count.item() == 32  # act records what it acts on
     mean, std = module.policy(obs)
     assert torch.all(std >= module.hparams.min_std) and torch.all(std <= module.hparams.max_std)
     assert torch.equal(mean, greedy)

@@ -4,7 +4,12 @@ import torch
 
 from lit_rl.algos import DDPG
 from lit_rl.algos.base import PolyakTargets
+from lit_rl.contract import RolloutContext
 from lit_rl.nets import ObservationNormalizer, mlp
+
+
+def context(env_steps: int, episode_starts: torch.Tensor) -> RolloutContext:
+    return RolloutContext(env_steps, 0, episode_starts, None, steps_before_batches=0)
 
 
 def test_normalizer_folds_statistics_only_on_update():
@@ -42,10 +47,11 @@ def test_ddpg_actions_respect_bounds_and_warm_up_is_uniform():
     greedy = module.act_greedy(obs)
     assert greedy.shape == (64, 1) and greedy.abs().max() <= 2.0
     with torch.no_grad():
-        warm = module.explore(obs, env_steps=0, episode_starts=starts)
-        noisy = module.explore(obs, env_steps=100, episode_starts=starts)
+        warm = module.act(obs, context(0, starts))
+        noisy = module.act(obs, context(100, starts))
     assert warm.abs().max() <= 2.0 and noisy.abs().max() <= 2.0
     assert warm.std() > 0.5  # uniform over [-2, 2]
+    assert noisy.abs().max() == 2.0  # noise of 5 half-ranges, clipped to the bounds
 
 
 def test_ornstein_uhlenbeck_noise_resets_at_episode_start():
@@ -60,13 +66,13 @@ def test_ornstein_uhlenbeck_noise_resets_at_episode_start():
     )
     obs = torch.zeros(2, 3)
     for _ in range(20):
-        module.explore(obs, env_steps=1, episode_starts=torch.zeros(2, dtype=torch.bool))
+        module.act(obs, context(1, torch.zeros(2, dtype=torch.bool)))
     previous = module.noise.state.clone()
     assert (previous != 0).all()
     torch.manual_seed(1)
     draw = torch.randn(2, 1)
     torch.manual_seed(1)
-    module.explore(obs, env_steps=1, episode_starts=torch.tensor([True, False]))
+    module.act(obs, context(1, torch.tensor([True, False])))
     # env 0 restarts its process from zero, env 1 continues it
     assert module.noise.state[0].item() == pytest.approx(0.1 * draw[0].item())
     assert module.noise.state[1].item() == pytest.approx(previous[1].item() * (1 - 0.15 * 0.01) + 0.1 * draw[1].item())

@@ -1,27 +1,38 @@
-"""What every off-policy algorithm shares: the acting interface the RolloutDataModule calls,
-the training step loop over replay batches, evaluation logging and target-network updates.
+"""What every off-policy algorithm shares: acting (DEP, random warm-up, action noise), the
+training step over replay batches, logging, checkpointed acting state, evaluation logging and
+target-network updates.
 
-A new algorithm subclasses ``OffPolicyAlgorithm`` and writes ``explore``, ``act_greedy``,
-``update`` and ``configure_optimizers``; nothing else. DEP exploration (``dep_mode``, ``dep``)
-wraps any algorithm's ``explore`` here.
+A new algorithm subclasses ``OffPolicyAlgorithm`` in a file of its own in ``lit_rl/algos/``
+(it is registered and importable as ``lit_rl.algos.<Name>`` from then on) and writes
+``explore``, ``act_greedy``, ``update`` and ``configure_optimizers``. The rules the base class
+enforces so that nothing fails silently are in README.md, "Adding an algorithm".
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, is_dataclass
+from typing import ClassVar
 
 import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from lit_rl.data.datamodule import EpisodeResult, PhaseEnd, RolloutContext
-from lit_rl.data.replay import Batch
-from lit_rl.distributed import add_rank_states, average_gradients, gather_objects, rank_state, sum_across_ranks
-from lit_rl.explore import DEPConfig, DEPController, DEPSwitch
+from lit_rl.contract import Batch, DataView, EpisodeResult, PhaseEnd, RolloutContext
+from lit_rl.distributed import (
+    add_rank_states,
+    average_optimizer_gradients,
+    gather_objects,
+    rank_state,
+    sum_across_ranks,
+)
+from lit_rl.explore import NOISES, DEPConfig, DEPController, DEPSwitch
+from lit_rl.lightning_internals import should_log
 from lit_rl.nets import ObservationNormalizer
 
 log = logging.getLogger(__name__)
+
+ALGORITHMS: dict[str, type[OffPolicyAlgorithm]] = {}  # "module.Class" of every subclass, in definition order
 
 
 class PolyakTargets:
@@ -44,7 +55,7 @@ def adam(params, lr: float) -> torch.optim.Adam:
 
 
 class OffPolicyAlgorithm(LightningModule):
-    """Base of DDPG, MPO and Dyna.
+    """Base of every off-policy algorithm (DDPG, MPO, Dyna, ...).
 
     Args:
         observation_dim: observation size; linked from the DataModule by the CLI.
@@ -57,6 +68,17 @@ class OffPolicyAlgorithm(LightningModule):
             env with actuators.
         dep: the DEP block (deprl's key names, ``lit_rl.explore.DEPConfig``); its defaults when
             omitted.
+        random_steps: act uniformly at random until this many env transitions were collected.
+        exploration_noise: noise added to ``explore``'s actions (then clipped to the bounds):
+            ``gaussian``, ``ornstein_uhlenbeck`` or None (no noise: a stochastic policy explores
+            by itself).
+        noise_std: noise scale as a fraction of the action half-range.
+        ou_theta, ou_dt: Ornstein-Uhlenbeck parameters.
+
+    Subclasses choose their own defaults for the exploration arguments by declaring them in
+    their ``__init__`` and passing them on (see ``DDPG``). Every ``__init__`` argument of every
+    class in the hierarchy is saved as a hyperparameter (``self.hparams``), which is what
+    ``validate``, ``test`` and ``export`` rebuild the module from.
 
     A non-finite loss (NaN or inf) is not backpropagated, so the optimizer step that follows it
     changes nothing; batches with one are counted (``train/nonfinite_batches``) and after
@@ -64,6 +86,13 @@ class OffPolicyAlgorithm(LightningModule):
     """
 
     max_nonfinite_batches = 10
+    # deprl/tonic agent classes ``python -m lit_rl convert`` turns into this algorithm, each with
+    # the names of its constructor's positional parameters
+    tonic_agents: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        ALGORITHMS[f"{cls.__module__}.{cls.__qualname__}"] = cls
 
     def __init__(
         self,
@@ -72,12 +101,20 @@ class OffPolicyAlgorithm(LightningModule):
         normalize_observations: bool = False,
         dep_mode: int = 0,
         dep: DEPConfig | None = None,
+        random_steps: int = 0,
+        exploration_noise: str | None = None,
+        noise_std: float = 0.1,
+        ou_theta: float = 0.15,
+        ou_dt: float = 0.01,
     ):
         super().__init__()
+        self.save_hyperparameters()  # Lightning collects the subclasses' __init__ arguments too
         if dep_mode not in range(5):
             raise ValueError(
                 f"dep_mode must be 0-4 (none, InitExplore, DetSwitch, StochSwitch, PureDep), got {dep_mode}"
             )
+        if exploration_noise is not None and exploration_noise not in NOISES:
+            raise ValueError(f"exploration_noise must be one of {sorted(NOISES)} or null, got {exploration_noise!r}")
         self.dep_mode = dep_mode
         self.dep_config = (dep or DEPConfig()) if dep_mode else None
         self.dep: DEPController | None = None  # built at the first step, when E and m are known
@@ -94,21 +131,38 @@ class OffPolicyAlgorithm(LightningModule):
         self.register_buffer("action_low", torch.tensor(action_bounds[0], dtype=torch.float32))
         self.register_buffer("action_high", torch.tensor(action_bounds[1], dtype=torch.float32))
         self.normalizer = ObservationNormalizer(observation_dim) if normalize_observations else None
+        self.random_steps = random_steps
+        self.noise = None
+        if exploration_noise is not None:
+            noise_kwargs = {"theta": ou_theta, "dt": ou_dt} if exploration_noise == "ornstein_uhlenbeck" else {}
+            self.noise = NOISES[exploration_noise](noise_std, self.action_half_range, **noise_kwargs)
+        self.updates = 0  # update() calls completed; a Python int, checkpointed, the same on every rank
         self._test_results: list[EpisodeResult] = []
+        self._pending_metrics: dict[str, torch.Tensor | float] = {}
         self.nonfinite_batches = 0
         self._nonfinite_in_a_row = 0
         self._nonfinite_losses: list[str] = []  # in the current batch
 
-    # ------------------------------------------------------------ acting (called by the data side)
+    # ------------------------------------------------------------ what an algorithm writes
 
     def explore(self, observations: torch.Tensor, env_steps: int, episode_starts: torch.Tensor) -> torch.Tensor:
-        """Actions ``[E, A]`` to execute during training; ``episode_starts`` marks envs whose
-        episode just began. Runs under ``torch.no_grad``."""
+        """The policy's training actions ``[E, A]`` (a sample for a stochastic policy, the
+        deterministic action for one with ``exploration_noise``); ``episode_starts`` marks envs
+        whose episode just began. Runs under ``torch.no_grad``. The base class has already
+        recorded the observations for the normaliser, and adds the noise after."""
         raise NotImplementedError
 
     def act_greedy(self, observations: torch.Tensor) -> torch.Tensor:
-        """Deterministic actions for evaluation."""
+        """Deterministic actions for evaluation (and export)."""
         raise NotImplementedError
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient batch: step the optimizers (``clip_and_step``, or ``manual_backward`` and
+        ``opt.step()``), return detached metrics. A metric may be returned by some batches only:
+        each is logged at the next logging step with its latest value."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ acting (called by the data side)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         """Inference: the deterministic policy (what ``python -m lit_rl export`` writes)."""
@@ -123,21 +177,52 @@ class OffPolicyAlgorithm(LightningModule):
         """False in DEP mode 4: nothing is stored or trained."""
         return self.dep_mode != 4
 
+    @property
+    def evaluates_with_muscle_states(self) -> bool:
+        """DEP mode 4 is evaluated with DEP, which acts on muscle states."""
+        return self.dep_mode == 4
+
+    @property
+    def evaluation_every(self) -> int | None:
+        """Env steps between evaluations this algorithm asks for (the DataModule's epoch length);
+        None leaves ``epoch_steps`` as configured."""
+        return None
+
+    def random_prob(self, env_steps: int) -> float:
+        """Epsilon-greedy exploration: the probability that an env takes a uniform random action
+        instead of the policy's at this step (0 here; Dyna schedules it)."""
+        return 0.0
+
     def act(self, observations: torch.Tensor, context: RolloutContext) -> torch.Tensor:
-        """Training actions ``[E, A]``: the algorithm's ``explore``, or DEP's actions as the
-        switching mode decides. Whatever is returned is executed and stored in the replay."""
-        if not self.dep_mode:
-            return self.explore(observations, context.env_steps, context.episode_starts)
-        if self.dep is None:
-            self._build_dep(observations.shape[0], context.muscle_states.shape[1], context.steps_before_batches)
-        if self.dep.device != self.device:  # restored before Lightning moved the module
-            self.dep.to(self.device)
-        decision = self.dep_switch.step(context.env_steps, context.episodes)
-        dep_actions = self.dep.step(context.muscle_states) if decision.step_dep else None
-        if decision.dep_acts:
-            self.record_observations(observations)
-            return dep_actions.to(observations.dtype)
-        return self.explore(observations, context.env_steps, context.episode_starts)
+        """Training actions ``[E, A]``: DEP's, as the switching mode decides, or uniform random
+        ones during the warm-up, or ``explore``'s with the action noise and epsilon-greedy
+        exploration. Whatever is returned is executed and stored in the replay."""
+        self.record_observations(observations)
+        if self.dep_mode:
+            if self.dep is None:
+                self._build_dep(observations.shape[0], context.muscle_states.shape[1], context.steps_before_batches)
+            if self.dep.device != self.device:  # restored before Lightning moved the module
+                self.dep.to(self.device)
+            decision = self.dep_switch.step(context.env_steps, context.episodes)
+            dep_actions = self.dep.step(context.muscle_states) if decision.step_dep else None
+            if decision.dep_acts:
+                return dep_actions.to(observations.dtype)
+        if context.env_steps < self.random_steps:
+            return self.uniform_actions(observations.shape[0])
+        actions = self.explore(observations, context.env_steps, context.episode_starts)
+        if self.noise is not None:
+            actions = torch.clamp(self.noise(actions, context.episode_starts), self.action_low, self.action_high)
+        p = self.random_prob(context.env_steps)
+        if p > 0:
+            uniform = self.action_low + torch.rand_like(actions) * (self.action_high - self.action_low)
+            take_random = torch.rand(actions.shape[0], 1, device=actions.device) < p
+            actions = torch.where(take_random, uniform, actions)
+        return actions
+
+    def uniform_actions(self, count: int) -> torch.Tensor:
+        """``count`` actions uniform in the action bounds."""
+        uniform = torch.rand(count, self.action_dim, device=self.action_low.device)
+        return self.action_low + uniform * (self.action_high - self.action_low)
 
     def act_for_evaluation(self, observations: torch.Tensor, muscle_states: torch.Tensor | None) -> torch.Tensor:
         """Test-episode actions: the deterministic policy, or DEP in mode 4 (its own controller
@@ -158,13 +243,18 @@ class OffPolicyAlgorithm(LightningModule):
         self.dep_switch = DEPSwitch.from_config(self.dep_mode, self.dep_config, steps_before_batches)
         self._dep_shape = (num_envs, num_muscles, steps_before_batches)
 
+    # ------------------------------------------------------------ checkpointed state
+
     def acting_state_dict(self) -> dict:
-        """What acting on this process's envs built up: DEP's state and the observations recorded
-        for the normaliser since its last update (subclasses add theirs). Saved for every rank
-        under DDP (``checkpoint["acting"]``, see ``lit_rl.distributed``)."""
+        """What acting on this process's envs built up: DEP's state, the action noise's state and
+        the observations recorded for the normaliser since its last update. Saved for every rank
+        under DDP (``checkpoint["acting"]``, see ``lit_rl.distributed``). An algorithm with acting
+        state of its own adds it here (and in ``load_acting_state_dict``)."""
         state = {}
         if self.normalizer is not None:
             state["normalizer_pending"] = self.normalizer.pending_state_dict()
+        if self.noise is not None:
+            state["exploration_noise"] = self.noise.state_dict()
         if self.dep is not None:
             state["dep"] = {
                 "shape": list(self._dep_shape),
@@ -176,6 +266,8 @@ class OffPolicyAlgorithm(LightningModule):
     def load_acting_state_dict(self, state: dict) -> None:
         """Restore ``acting_state_dict`` but the normaliser's part, which ``on_load_checkpoint``
         puts into the weights that Lightning loads after it."""
+        if "exploration_noise" in state and self.noise is not None:
+            self.noise.load_state_dict(state["exploration_noise"])
         if "dep" in state:
             self._build_dep(*state["dep"]["shape"])
             self.dep.load_state_dict(state["dep"]["controller"])
@@ -187,6 +279,7 @@ class OffPolicyAlgorithm(LightningModule):
             if is_dataclass(value) and not isinstance(value, type):
                 hparams[key] = asdict(value)
         checkpoint["acting"] = add_rank_states({}, self.acting_state_dict())
+        checkpoint["updates"] = self.updates
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         acting = checkpoint.get("acting", {})
@@ -196,6 +289,14 @@ class OffPolicyAlgorithm(LightningModule):
             for name, value in acting["normalizer_pending"].items():
                 checkpoint["state_dict"][f"normalizer.{name}"] = value
         self.load_acting_state_dict(acting)
+        self.updates = checkpoint.get("updates", 0)
+
+    # ------------------------------------------------------------ helpers for algorithms
+
+    @property
+    def data(self) -> DataView:
+        """The data side as an algorithm may see it: env steps, replay samples, recent transitions."""
+        return self.trainer.datamodule.view
 
     def normalize(self, observations: torch.Tensor) -> torch.Tensor:
         return self.normalizer(observations) if self.normalizer is not None else observations
@@ -212,11 +313,34 @@ class OffPolicyAlgorithm(LightningModule):
         """[-1, 1] -> [low, high]."""
         return self.action_low + (unit + 1.0) * self.action_half_range
 
-    # ------------------------------------------------------------ training
+    def clip_and_step(self, optimizer, loss: torch.Tensor, max_norm: float | None, *also) -> None:
+        """Backward ``loss``, average the gradients over ranks (DDP), clip ``optimizer``'s and step
+        it and the optimizers in ``also`` (unclipped, e.g. MPO's duals). If the loss is non-finite
+        on any rank, no rank changes anything. (Plain ``manual_backward(loss); opt.step()`` is
+        averaged too, by the strategy, but clipping before ``opt.step()`` then clips each rank's
+        own gradients.)"""
+        optimizers = (optimizer, *also)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        nonfinite_before = len(self._nonfinite_losses)
+        self.manual_backward(loss)
+        backward_done = len(self._nonfinite_losses) == nonfinite_before
+        if not average_optimizer_gradients(optimizers, backward_done) and backward_done:
+            self._nonfinite_losses.append("non-finite on another process")
+        if max_norm is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
+        for opt in optimizers:
+            opt.step()
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One gradient batch: step the optimizers, return detached metrics to log."""
-        raise NotImplementedError
+    def log_when_due(self, metrics: dict[str, torch.Tensor | float]) -> None:
+        """Keep ``metrics`` (latest value per name) until Lightning's next logging step, then log
+        them: a metric produced on some batches only is still logged. No device sync until then."""
+        self._pending_metrics.update(metrics)
+        if should_log(self.trainer):
+            self.log_dict(self._pending_metrics)
+            self._pending_metrics = {}
+
+    # ------------------------------------------------------------ training
 
     def training_step(self, batch: Batch | PhaseEnd) -> None:
         if isinstance(batch, PhaseEnd):
@@ -224,13 +348,13 @@ class OffPolicyAlgorithm(LightningModule):
         metrics = self.guarded_update(batch)
         if batch.last_in_phase and self.normalizer is not None:
             self.normalizer.update(reduce=sum_across_ranks)
-        if self._should_log:
-            self.log_dict({**metrics, "train/nonfinite_batches": float(self.nonfinite_batches)})
+        self.log_when_due({**metrics, "train/nonfinite_batches": float(self.nonfinite_batches)})
 
     def guarded_update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """``update`` under the non-finite loss guard (see the class docstring)."""
+        """``update`` under the non-finite loss guard (see the class docstring); counts ``updates``."""
         self._nonfinite_losses = []
         metrics = self.update(batch)
+        self.updates += 1
         self._count_nonfinite()
         return metrics
 
@@ -259,13 +383,8 @@ class OffPolicyAlgorithm(LightningModule):
                 "updates. Look for huge or non-finite rewards or observations, or lower the learning rates."
             )
 
-    @property
-    def _should_log(self) -> bool:
-        # Lightning only writes step metrics on logging steps; logging only then is the same, cheaper.
-        return self.trainer._logger_connector.should_update_logs
-
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if self._should_log:
+        if should_log(self.trainer):  # Lightning writes step metrics only then
             self.log_dict(self.trainer.datamodule.pop_train_metrics())
 
     def on_train_epoch_end(self) -> None:
@@ -276,24 +395,6 @@ class OffPolicyAlgorithm(LightningModule):
         self.log_dict(metrics, sync_dist=True)
         if self.trainer.datamodule.done:
             self.trainer.should_stop = True
-
-    def clip_and_step(self, optimizer, loss: torch.Tensor, max_norm: float | None, *also) -> None:
-        """Backward ``loss``, average the gradients over ranks (DDP), clip ``optimizer``'s and step
-        it and the optimizers in ``also`` (unclipped, e.g. MPO's duals). If the loss is non-finite
-        on any rank, no rank changes anything."""
-        optimizers = (optimizer, *also)
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        nonfinite_before = len(self._nonfinite_losses)
-        self.manual_backward(loss)
-        backward_done = len(self._nonfinite_losses) == nonfinite_before
-        params = [p for opt in optimizers for group in opt.param_groups for p in group["params"]]
-        if not average_gradients(params, backward_done) and backward_done:
-            self._nonfinite_losses.append("non-finite on another process")
-        if max_norm is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
-        for opt in optimizers:
-            opt.step()
 
     # ------------------------------------------------------------ evaluation
 

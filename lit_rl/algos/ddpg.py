@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from lit_rl.algos.base import OffPolicyAlgorithm, PolyakTargets, adam
-from lit_rl.data.replay import Batch
-from lit_rl.explore import NOISES, DEPConfig
+from lit_rl.contract import Batch
+from lit_rl.explore import DEPConfig
 from lit_rl.nets import mlp
 
 
@@ -24,14 +24,16 @@ class DDPG(OffPolicyAlgorithm):
         actor_lr: Adam learning rate of the actor.
         critic_lr: Adam learning rate of the critic.
         tau: Polyak rate of the target networks, applied after every batch.
-        exploration_noise: ``gaussian`` or ``ornstein_uhlenbeck``.
-        noise_std: noise scale as a fraction of the action half-range.
-        ou_theta, ou_dt: Ornstein-Uhlenbeck parameters.
-        random_steps: act uniformly at random until this many env transitions were collected.
         max_grad_norm: clip each network's gradient norm to this value (None: no clipping).
-        observation_dim, action_bounds, normalize_observations, dep_mode, dep: see
-            ``OffPolicyAlgorithm``.
+        observation_dim, action_bounds, normalize_observations, dep_mode, dep, random_steps,
+            exploration_noise, noise_std, ou_theta, ou_dt: see ``OffPolicyAlgorithm``; DDPG
+            explores with Gaussian noise of std 0.1 after 10,000 uniform random steps.
     """
+
+    tonic_agents = {
+        "tonic.torch.agents.DDPG": ("model", "replay", "exploration", "actor_updater", "critic_updater"),
+        "deprl.vendor.tonic.torch.agents.DDPG": ("model", "replay", "exploration", "actor_updater", "critic_updater"),
+    }
 
     def __init__(
         self,
@@ -53,16 +55,16 @@ class DDPG(OffPolicyAlgorithm):
         dep_mode: int = 0,
         dep: DEPConfig | None = None,
     ):
-        super().__init__(observation_dim, action_bounds, normalize_observations, dep_mode, dep)
-        self.save_hyperparameters()
+        super().__init__(
+            observation_dim, action_bounds, normalize_observations, dep_mode, dep,
+            random_steps, exploration_noise, noise_std, ou_theta, ou_dt,
+        )  # fmt: skip
         obs_dim, act_dim = self.observation_dim, self.action_dim
         self.actor = mlp(obs_dim, list(actor_hidden), act_dim, activation)
         self.critic = mlp(obs_dim + act_dim, list(critic_hidden), 1, activation)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.targets = PolyakTargets((self.actor_target, self.actor), (self.critic_target, self.critic))
-        noise_kwargs = {"theta": ou_theta, "dt": ou_dt} if exploration_noise == "ornstein_uhlenbeck" else {}
-        self.noise = NOISES[exploration_noise](noise_std, self.action_half_range, **noise_kwargs)
 
     def pi(self, observations: torch.Tensor, target: bool = False) -> torch.Tensor:
         actor = self.actor_target if target else self.actor
@@ -73,12 +75,7 @@ class DDPG(OffPolicyAlgorithm):
         return critic(torch.cat([self.normalize(observations), actions], -1)).squeeze(-1)
 
     def explore(self, observations, env_steps, episode_starts):
-        self.record_observations(observations)
-        if env_steps < self.hparams.random_steps:
-            uniform = torch.rand(observations.shape[0], self.action_dim, device=observations.device)
-            return self.action_low + uniform * (self.action_high - self.action_low)
-        actions = self.noise(self.pi(observations), episode_starts)
-        return torch.clamp(actions, self.action_low, self.action_high)
+        return self.pi(observations)  # the base class adds the exploration noise
 
     def act_greedy(self, observations):
         return self.pi(observations)
@@ -105,11 +102,3 @@ class DDPG(OffPolicyAlgorithm):
             adam(self.actor.parameters(), self.hparams.actor_lr),
             adam(self.critic.parameters(), self.hparams.critic_lr),
         ]
-
-    def acting_state_dict(self) -> dict:
-        return {**super().acting_state_dict(), "exploration_noise": self.noise.state_dict()}
-
-    def load_acting_state_dict(self, state: dict) -> None:
-        super().load_acting_state_dict(state)
-        if "exploration_noise" in state:
-            self.noise.load_state_dict(state["exploration_noise"])

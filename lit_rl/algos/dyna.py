@@ -10,7 +10,6 @@ DDPG on a real/model mix (algorithms.md section 7).
 from __future__ import annotations
 
 import bisect
-import logging
 import time
 from dataclasses import replace
 from typing import Literal
@@ -18,14 +17,12 @@ from typing import Literal
 import torch
 
 from lit_rl.algos.ddpg import DDPG
-from lit_rl.data.datamodule import EpisodeResult, PhaseEnd, RolloutDataModule
+from lit_rl.contract import Batch, EpisodeResult, PhaseEnd, ReplayRows
 from lit_rl.data.model_replay import TransitionRing
-from lit_rl.data.replay import Batch
+from lit_rl.data.schedule import Trigger
 from lit_rl.distributed import mean_across_ranks, sum_across_ranks
 from lit_rl.envs.model_env import ModelEnv, make_reward_function, make_terminal_function, uniform_states
 from lit_rl.nets.dynamics import DynamicsConfig, Transitions, make_dynamics
-
-log = logging.getLogger(__name__)
 
 
 def piecewise_linear(points: list[tuple[float, float]], x: float) -> float:
@@ -38,28 +35,6 @@ def piecewise_linear(points: list[tuple[float, float]], x: float) -> float:
         return points[-1][1]
     (x0, y0), (x1, y1) = points[i - 1], points[i]
     return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-
-
-class Trigger:
-    """Baconian's ``PeriodicalEventSchedule`` on the real-transition count: due at the first
-    check with ``steps >= start``, then whenever ``every`` more real transitions have arrived
-    since it last fired. ``every=None`` never fires."""
-
-    def __init__(self, every: int | None, start: int = 0):
-        if every is not None and every < 1:
-            raise ValueError(f"a trigger period must be >= 1 real transitions (or null: never), got {every}")
-        self.every, self.start = every, start
-        self.last: int | None = None
-        self.fired = 0
-
-    def due(self, steps: int) -> bool:
-        if self.every is None or steps < self.start:
-            return False
-        if self.last is not None and steps - self.last < self.every:
-            return False
-        self.last = steps
-        self.fired += 1
-        return True
 
 
 class DynaFlow:
@@ -213,7 +188,6 @@ class Dyna(DDPG):
         self.model_env: ModelEnv | None = None  # built at fit start, when the observation space is known
         self.fitted_at: int | None = None  # real steps at the last model training
         self.model_transitions = 0
-        self._pending_metrics: dict[str, float] = {}
         # wall seconds of each flow part in this process (rollout is part of train_algo_model)
         self.seconds = dict.fromkeys([*DynaFlow.ORDER, "rollout"], 0.0)
 
@@ -225,29 +199,17 @@ class Dyna(DDPG):
     def rollout_horizon(self, env_steps: int) -> int:
         return max(1, int(piecewise_linear(self.horizon_points, env_steps)))
 
-    # ------------------------------------------------------------ acting
-
-    def explore(self, observations, env_steps, episode_starts):
-        actions = super().explore(observations, env_steps, episode_starts)
-        p = self.random_prob(env_steps)
-        if env_steps < self.hparams.random_steps or p <= 0:
-            return actions
-        uniform = self.action_low + torch.rand_like(actions) * (self.action_high - self.action_low)
-        take_random = torch.rand(actions.shape[0], 1, device=actions.device) < p
-        return torch.where(take_random, uniform, actions)
+    @property
+    def evaluation_every(self) -> int | None:
+        return self.hparams.test_algo_every_real_sample_count
 
     # ------------------------------------------------------------ the flow
 
-    @property
-    def datamodule(self) -> RolloutDataModule:
-        return self.trainer.datamodule
-
     def on_fit_start(self) -> None:
-        dm = self.datamodule
-        cfg = dm.replay_config
-        if cfg.return_steps != 1:
+        data = self.data
+        if data.return_steps != 1:
             raise ValueError("Dyna's model learns one-step transitions: set data.init_args.replay.return_steps: 1")
-        if dm.energy is not None:
+        if data.relabels_rewards:
             raise ValueError("Dyna samples the real replay itself; replay.adaptive_energy is not supported with it")
         world = self.trainer.world_size
         if world > 1:  # batch sizes are global (lit_rl.distributed): each process takes its share
@@ -257,13 +219,7 @@ class Dyna(DDPG):
                     "training processes"
                 )
             self.dynamics.config = replace(self.dynamics_config, batch_size=self.dynamics_config.batch_size // world)
-        test_every = self.hparams.test_algo_every_real_sample_count
-        if test_every is not None and dm.epoch_steps != test_every:
-            log.info("Dyna: test_algo_every_real_sample_count sets the DataModule's epoch_steps to %d", test_every)
-            dm.epoch_steps = test_every
-        space = dm.test_env.observation_space
-        low = torch.as_tensor(space.low, dtype=torch.float32, device=self.device).reshape(-1)
-        high = torch.as_tensor(space.high, dtype=torch.float32, device=self.device).reshape(-1)
+        low, high = data.observation_low.to(self.device), data.observation_high.to(self.device)
         bounded = torch.isfinite(low).any() or torch.isfinite(high).any()
         if self.hparams.start_states == "observation_space" and not (low.isfinite().all() and high.isfinite().all()):
             raise ValueError("start_states: observation_space needs a bounded observation space; use replay")
@@ -274,7 +230,7 @@ class Dyna(DDPG):
     def training_step(self, batch: Batch | PhaseEnd) -> None:
         if isinstance(batch, PhaseEnd) or not batch.last_in_phase:
             return
-        steps = self.datamodule.env_steps
+        steps = self.data.env_steps
         metrics: dict[str, float] = {}
         for task in self.flow.due(steps):
             start = time.perf_counter()
@@ -293,11 +249,7 @@ class Dyna(DDPG):
                 **{f"perf/dyna_seconds_{part}": seconds for part, seconds in self.seconds.items()},
             }
         )
-        # Rare metrics (model tests) must survive until Lightning's next logging step.
-        self._pending_metrics.update({k: float(v) for k, v in metrics.items()})
-        if self._should_log:
-            self.log_dict(self._pending_metrics)
-            self._pending_metrics = {}
+        self.log_when_due(metrics)  # rare ones (model tests) included
 
     def _ddpg_updates(self, sample) -> dict[str, float]:
         metrics = {}
@@ -306,8 +258,8 @@ class Dyna(DDPG):
         return {**{k: float(v) for k, v in metrics.items()}, "train/nonfinite_batches": float(self.nonfinite_batches)}
 
     def _train_algo_real(self) -> dict[str, float]:
-        replay, size = self.datamodule.replay, self.datamodule.batch_size
-        return self._ddpg_updates(lambda: replay.sample(size))
+        data = self.data
+        return self._ddpg_updates(lambda: data.sample(data.batch_size))
 
     def _train_algo_model(self) -> dict[str, float]:
         if self.fitted_at is None:
@@ -317,38 +269,26 @@ class Dyna(DDPG):
         self.seconds["rollout"] += time.perf_counter() - start
         if not len(self.model_replay):
             return {}
-        replay, size = self.datamodule.replay, self.datamodule.batch_size
+        data, size = self.data, self.data.batch_size
         n_real = round(size * self.hparams.real_data_ratio)
 
         def mixed() -> Batch:
             model = self.model_replay.sample(size - n_real)
-            if not n_real:
-                return model
-            real = replay.sample(n_real)
-            return Batch(*(torch.cat([a, b]) for a, b in zip(_fields(real), _fields(model), strict=True)))
+            return Batch.cat(data.sample(n_real), model) if n_real else model
 
         return self._ddpg_updates(mixed)
 
     # ------------------------------------------------------------ the model
 
-    def _flat(self, rows: torch.Tensor) -> Transitions:
-        """The real transitions in replay ``rows`` (all env columns) as flat tensors."""
-        replay = self.datamodule.replay
-        fields = (replay.observations, replay.actions, replay.next_observations, replay.rewards, replay.terminations)
-        return Transitions(*(f[rows].flatten(0, 1).to(self.device) for f in fields))
-
-    def _recent_rows(self, since: int | None) -> torch.Tensor:
-        """Ring rows in time order: all filled rows, or those written after real step ``since``."""
-        replay = self.datamodule.replay
-        count = replay.filled
-        if since is not None:
-            count = min(count, max(0, self.datamodule.env_steps - since) // self.datamodule.transitions_per_row)
-        return (replay.index - count + torch.arange(count)) % replay.rows
+    def _flat(self, recent: ReplayRows) -> Transitions:
+        """Real transitions (all env columns) as flat tensors on this module's device."""
+        fields = (recent.observations, recent.actions, recent.next_observations, recent.rewards, recent.terminations)
+        return Transitions(*(f.flatten(0, 1).to(self.device) for f in fields))
 
     def _train_dynamics(self) -> dict[str, float]:
-        steps = self.datamodule.env_steps
-        self.dynamics.update_scalers(self._flat(self._recent_rows(self.fitted_at)), reduce=sum_across_ranks)
-        data = self._flat(self._recent_rows(None))
+        steps = self.data.env_steps
+        self.dynamics.update_scalers(self._flat(self.data.recent(self.fitted_at)), reduce=sum_across_ranks)
+        data = self._flat(self.data.recent())
         optimizer = self.optimizers()[2]
         max_norm = self.dynamics_config.max_grad_norm
         metrics = self.dynamics.fit(
@@ -368,11 +308,11 @@ class Dyna(DDPG):
         (of the state change for one step, of the state for k steps) and averaged."""
         if self.fitted_at is None:
             return {}
-        replay, k = self.datamodule.replay, self.hparams.test_dynamics_k
-        rows = self._recent_rows(self.fitted_at)
-        if not len(rows):
+        k = self.hparams.test_dynamics_k
+        recent = self.data.recent(self.fitted_at)
+        if not len(recent):
             return {}
-        one = self._flat(rows)
+        one = self._flat(recent)
         prediction = self.dynamics.predict(one.observations, one.actions)
         o = self.observation_dim
         delta_var = self.dynamics.target_scaler.var[:o].float().clamp_min(1e-8)
@@ -380,18 +320,18 @@ class Dyna(DDPG):
         metrics = {"dynamics/test_one_step_mse": error.mean().item()}
         if prediction.rewards is not None:
             metrics["dynamics/test_reward_mse"] = (prediction.rewards - one.rewards).square().mean().item()
-        if len(rows) >= k:
+        if len(recent) >= k:
             # windows of k consecutive rows per env column, no episode end before the last one
-            starts = torch.arange(len(rows) - k + 1)
-            window = rows[starts[:, None] + torch.arange(k)]  # [W, k]
-            valid = ~replay.resets[window[:, :-1]].any(1)  # [W, E]
+            starts = torch.arange(len(recent) - k + 1)
+            window = starts[:, None] + torch.arange(k)  # [W, k]
+            valid = ~recent.resets[window[:, :-1]].any(1)  # [W, E]
             w, e = valid.nonzero(as_tuple=True)
             if len(w):
-                state = replay.observations[window[w, 0], e].to(self.device)
+                state = recent.observations[window[w, 0], e].to(self.device)
                 for j in range(k):
-                    prediction = self.dynamics.predict(state, replay.actions[window[w, j], e].to(self.device))
+                    prediction = self.dynamics.predict(state, recent.actions[window[w, j], e].to(self.device))
                     state = self.model_env.clip(prediction.next_observations)
-                truth = replay.next_observations[window[w, -1], e].to(self.device)
+                truth = recent.next_observations[window[w, -1], e].to(self.device)
                 state_var = self.dynamics.state_scaler.var.float().clamp_min(1e-8)
                 metrics[f"dynamics/test_{k}_step_mse"] = ((state - truth).square() / state_var).mean().item()
         return metrics
@@ -402,7 +342,7 @@ class Dyna(DDPG):
         if self.hparams.start_states == "observation_space":
             env = self.model_env  # bounded: checked when the fit starts
             return uniform_states(env.observation_low.cpu(), env.observation_high.cpu(), count).to(self.device)
-        return self.datamodule.replay.sample(count).observations.to(self.device)
+        return self.data.sample(count).observations.to(self.device)
 
     @torch.no_grad()
     def _rollout(self) -> None:
@@ -410,13 +350,13 @@ class Dyna(DDPG):
         store the transitions in the model replay. Branched rollouts stop a row at its first
         termination or truncation; continued model episodes restart done rows instead."""
         env, n = self.model_env, max(1, self.hparams.rollout_batch_size // self.trainer.world_size)
-        gamma = self.datamodule.replay_config.discount
+        gamma = self.data.discount
         continuing = self.hparams.continue_model_episodes and env.states is not None
         if not continuing:
             env.reset(self._start_states(n))
         alive = torch.ones(n, dtype=torch.bool, device=self.device)
         noise = self.hparams.noise_std * self.action_half_range
-        for _ in range(self.rollout_horizon(self.datamodule.env_steps)):
+        for _ in range(self.rollout_horizon(self.data.env_steps)):
             actions = self.pi(env.states)
             actions = torch.clamp(actions + noise * torch.randn_like(actions), self.action_low, self.action_high)
             obs, next_obs, rewards, terminated, truncated = env.step(actions)
@@ -438,7 +378,7 @@ class Dyna(DDPG):
     # ------------------------------------------------------------ evaluation, optimizers, checkpoints
 
     def validation_step(self, result: EpisodeResult) -> None:
-        if self.datamodule.env_steps >= self.hparams.start_test_algo_after_sample_count:
+        if self.data.env_steps >= self.hparams.start_test_algo_after_sample_count:
             super().validation_step(result)
 
     def configure_optimizers(self):
@@ -462,7 +402,3 @@ class Dyna(DDPG):
             self.flow.load_state_dict(state["flow"])
             self.fitted_at = state["fitted_at"]
             self.model_transitions = state["model_transitions"]
-
-
-def _fields(batch: Batch) -> tuple[torch.Tensor, ...]:
-    return batch.observations, batch.actions, batch.rewards, batch.next_observations, batch.discounts

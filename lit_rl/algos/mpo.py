@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lit_rl.algos.base import OffPolicyAlgorithm, PolyakTargets, adam
-from lit_rl.data.replay import Batch
+from lit_rl.contract import Batch
 from lit_rl.explore import DEPConfig
 from lit_rl.nets import mlp
 
@@ -115,6 +115,12 @@ class MPO(OffPolicyAlgorithm):
             ``OffPolicyAlgorithm``.
     """
 
+    tonic_agents = {
+        "deprl.custom_mpo_torch.TunedMPO": ("model", "replay", "actor_updater", "critic_updater"),
+        "tonic.torch.agents.MPO": ("model", "replay", "actor_updater", "critic_updater"),
+        "deprl.vendor.tonic.torch.agents.MPO": ("model", "replay", "actor_updater", "critic_updater"),
+    }
+
     def __init__(
         self,
         observation_dim: int | None = None,
@@ -143,7 +149,6 @@ class MPO(OffPolicyAlgorithm):
         dep: DEPConfig | None = None,
     ):
         super().__init__(observation_dim, action_bounds, normalize_observations, dep_mode, dep)
-        self.save_hyperparameters()
         if not (torch.all(self.action_low == -1.0) and torch.all(self.action_high == 1.0)):
             low, high = self.action_low.min().item(), self.action_high.max().item()
             log.warning(
@@ -196,7 +201,6 @@ class MPO(OffPolicyAlgorithm):
     # ------------------------------------------------------------ acting
 
     def explore(self, observations, env_steps, episode_starts):
-        self.record_observations(observations)
         mean, std = self.policy(observations)
         return mean + std * torch.randn_like(mean)
 

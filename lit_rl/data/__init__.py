@@ -1,23 +1,15 @@
-from lit_rl.data.datamodule import (
-    PHASE_END,
-    EpisodeResult,
-    PhaseEnd,
-    ReplayConfig,
-    RolloutContext,
-    RolloutDataModule,
-)
+from lit_rl.data.datamodule import RolloutDataModule, RolloutView
 from lit_rl.data.energy import AdaptiveEnergy, AdaptiveEnergyConfig
-from lit_rl.data.replay import Batch, ReplayBuffer
+from lit_rl.data.replay import ReplayBuffer, ReplayConfig
+from lit_rl.data.schedule import Schedule, Trigger
 
 __all__ = [
-    "PHASE_END",
     "AdaptiveEnergy",
     "AdaptiveEnergyConfig",
-    "Batch",
-    "EpisodeResult",
-    "PhaseEnd",
     "ReplayBuffer",
     "ReplayConfig",
-    "RolloutContext",
     "RolloutDataModule",
+    "RolloutView",
+    "Schedule",
+    "Trigger",
 ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lit_rl.data.replay import Batch
+from lit_rl.contract import Batch
 
 
 @dataclass

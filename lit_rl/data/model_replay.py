@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from lit_rl.data.replay import Batch
+from lit_rl.contract import Batch
 
 
 class TransitionRing:

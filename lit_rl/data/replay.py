@@ -1,34 +1,55 @@
-"""Ring replay with per-environment columns and n-step returns (algorithms.md section 1)."""
+"""Ring replay with per-environment columns and n-step returns, and its config with the training
+schedule's counts (deprl's ``Buffer`` arguments; algorithms.md section 1)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from lit_rl.contract import Batch
+from lit_rl.data.energy import AdaptiveEnergyConfig
 from lit_rl.files import write_atomically
 
 
 @dataclass
-class Batch:
-    """A replay sample. ``rewards`` and ``discounts`` are the n-step return and the product of
-    per-step discounts (0 after a termination); ``next_observations`` is the state to bootstrap from."""
+class ReplayConfig:
+    """deprl's ``Buffer`` arguments. Every count is in environment transitions summed over envs
+    (and over processes under DDP: each of N ranks holds ``size / N`` transitions and samples
+    ``batch_size / N`` of each batch, see ``lit_rl.distributed``).
 
-    observations: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_observations: torch.Tensor
-    discounts: torch.Tensor
-    last_in_phase: bool = False  # the last batch of a training phase
+    Args:
+        size: transitions the ring holds (split evenly over the env columns).
+        return_steps: n of the n-step return.
+        discount: gamma.
+        batch_size: transitions per gradient batch.
+        steps_before_batches: no training before this many transitions were collected.
+        steps_between_batches: after that, a training phase every time this many new
+            transitions have arrived.
+        batch_iterations: gradient batches per training phase.
+        adaptive_energy: relabel sampled rewards with an adaptive muscle-energy cost
+            (deprl's ``AdaptiveEnergyBuffer``, see ``AdaptiveEnergyConfig``); off when omitted.
+    """
 
-    def to(self, device: torch.device) -> Batch:
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        for key, value in moved.items():
-            if isinstance(value, torch.Tensor):
-                moved[key] = value.to(device, non_blocking=True)
-        return Batch(**moved)
+    size: int = 1_000_000
+    return_steps: int = 1
+    discount: float = 0.99
+    batch_size: int = 100
+    steps_before_batches: int = 10_000
+    steps_between_batches: int = 50
+    batch_iterations: int = 50
+    adaptive_energy: AdaptiveEnergyConfig | None = None
+
+    def __post_init__(self):
+        for key in ("size", "return_steps", "batch_size", "steps_between_batches", "batch_iterations"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"replay.{key} must be >= 1, got {getattr(self, key)}")
+        if self.steps_before_batches < 0:
+            raise ValueError(f"replay.steps_before_batches must be >= 0, got {self.steps_before_batches}")
+        if not 0.0 <= self.discount <= 1.0:
+            raise ValueError(f"replay.discount must be in [0, 1], got {self.discount}")
 
 
 class ReplayBuffer:

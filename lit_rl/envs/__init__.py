@@ -1,3 +1,4 @@
+from lit_rl.envs.faults import guarded_step
 from lit_rl.envs.make import ActionMap, EnvConfig, make_env
 from lit_rl.envs.vector import MuscleState, ParallelEnvs, SequentialEnvs, Step, VectorEnvs, make_vector_envs
 
@@ -9,6 +10,7 @@ __all__ = [
     "SequentialEnvs",
     "Step",
     "VectorEnvs",
+    "guarded_step",
     "make_env",
     "make_vector_envs",
 ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lit_rl.envs.faults import guarded_step
 from lit_rl.envs.make import ActionMap, EnvConfig, make_env
 
 log = logging.getLogger(__name__)
@@ -119,10 +120,9 @@ class EnvGroup:
     """Steps the envs ``lo .. lo + len(seeds)`` of the arrays. Env ``j`` of the group is seeded
     with ``seeds[j]`` on its first reset; later resets continue its RNG.
 
-    A simulator fault (an exception in ``step`` such as a MuJoCo instability, or a non-finite
-    observation or reward) ends that episode as a termination with reward 0, resets the env and
-    counts the fault; training goes on. An env whose ``reset`` raises is closed and replaced by a
-    new one (seeded from its seed), also counted as a fault."""
+    A simulator fault (``lit_rl.envs.faults``) ends that episode as a termination with reward 0,
+    resets the env and counts the fault; training goes on. An env whose ``reset`` raises is
+    closed and replaced by a new one (seeded from its seed), also counted as a fault."""
 
     def __init__(self, config: EnvConfig, seeds: list[int], arrays: dict, lo: int, muscle_states: bool, force_scale):
         self.config = config
@@ -184,15 +184,10 @@ class EnvGroup:
         a = self.a
         env_actions = self.action_map(a["actions"])
         for j, env in enumerate(self.envs):
-            try:
-                obs, reward, terminated, truncated, _ = env.step(env_actions[j])
-                obs = np.asarray(obs, np.float32).reshape(-1)
-                fault = not (np.isfinite(obs).all() and np.isfinite(reward))
-            except Exception:  # noqa: BLE001 - any simulator error is a fault of this episode only
-                fault = True
+            obs, reward, terminated, truncated, fault = guarded_step(env, env_actions[j])
             if fault:
                 a["faults"][j] += 1
-                obs, reward, terminated, truncated = a["observations"][j], 0.0, True, False
+                obs = a["observations"][j]
             a["next_observations"][j] = obs
             a["rewards"][j], a["terminated"][j], a["truncated"][j] = reward, terminated, truncated
             self._returns[j] += reward

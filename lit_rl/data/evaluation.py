@@ -1,0 +1,102 @@
+"""Evaluation: test episodes with the deterministic policy (DEP in mode 4) on the test env,
+optionally recorded as videos."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from lit_rl.contract import Agent, EpisodeResult
+from lit_rl.data.collection import Progress
+from lit_rl.envs import ActionMap, EnvConfig, MuscleState, guarded_step, make_env
+from lit_rl.video import EpisodeVideo, VideoRecorder, log_video, rendering_config, video_path
+
+log = logging.getLogger(__name__)
+
+TEST_SEED_OFFSET = 1_000_000  # test episode i starts from seed + TEST_SEED_OFFSET + i
+
+
+class Evaluator:
+    """Plays test episodes. Episode ``i`` always starts from seed ``seed + 1_000_000 + i``, so
+    evaluations are comparable across epochs and numbers of processes (under DDP episode ``i``
+    plays on rank ``i % N``). A simulator fault ends the test episode as in training
+    (``lit_rl.envs.faults``) and is counted in ``progress.faults``.
+
+    Args:
+        config: the test env.
+        episodes: episodes per evaluation (over all ranks).
+        seed: the run's env seed base.
+        progress: the run's counts (faults, and the env steps that name videos).
+        force_scale: weight of the forces in the muscle states (DEP mode 4 acts on them).
+        video: records the first test episode(s) of each evaluation (``lit_rl.video``), or None.
+    """
+
+    def __init__(
+        self,
+        config: EnvConfig,
+        episodes: int,
+        seed: int,
+        progress: Progress,
+        force_scale: float = 0.0,
+        video: VideoRecorder | None = None,
+    ):
+        self.config, self.episodes, self.seed = config, episodes, seed
+        self.progress, self.force_scale, self.video = progress, force_scale, video
+        if self.video is None:
+            self.env = make_env(config)
+        else:
+            self.env = make_env(rendering_config(config))
+            self.video.check(self.env, seed + TEST_SEED_OFFSET)
+        self.action_map = ActionMap(self.env.action_space, config)
+
+    @property
+    def observation_space(self):
+        return self.env.observation_space
+
+    def close(self) -> None:
+        self.env.close()
+
+    def run(self, agent: Agent, rank: int, world_size: int, trainer) -> Iterator[EpisodeResult]:
+        """This rank's share of the test episodes. ``trainer`` (rank, run directory, loggers) is
+        only used for videos."""
+        muscles = None
+        if agent.evaluates_with_muscle_states:
+            muscles = MuscleState(len(MuscleState.read(self.env)[0]), self.force_scale)
+        for index in range(rank, self.episodes, world_size):
+            obs, _ = self.env.reset(seed=self.seed + TEST_SEED_OFFSET + index)
+            video = self._start_video(index, trainer)
+            total, length, done = 0.0, 0, False
+            while not done:
+                obs_t = torch.as_tensor(np.asarray(obs, np.float32).reshape(1, -1), device=agent.device)
+                muscle_t = None
+                if muscles is not None:
+                    muscle_t = torch.as_tensor(muscles(*MuscleState.read(self.env)), dtype=torch.float32)[None]
+                with torch.no_grad():
+                    action = agent.act_for_evaluation(obs_t, muscle_t)[0].cpu().numpy()
+                obs, reward, terminated, truncated, fault = guarded_step(self.env, self.action_map(action))
+                if fault:
+                    log.warning("simulator fault in test episode %d: the episode ends there", index)
+                    self.progress.faults += 1
+                total += reward
+                length += 1
+                done = terminated or truncated
+                if video is not None and not fault:
+                    video.capture(self.env)
+            if video is not None:
+                self._finish_video(video, index, trainer)
+            yield EpisodeResult(total, length)
+
+    def _start_video(self, index: int, trainer) -> EpisodeVideo | None:
+        if self.video is None or index >= self.video.config.episodes or not trainer.is_global_zero:
+            return None
+        # default_root_dir is the run directory under the CLI
+        path = video_path(trainer.default_root_dir, self.progress.env_steps, index)
+        return self.video.start(self.env, path)
+
+    def _finish_video(self, video: EpisodeVideo, index: int, trainer) -> None:
+        path = video.finish()
+        log.info("test episode %d video: %s (%d frames at %.3g fps)", index, path, video.frames, video.fps)
+        log_video(trainer, path, self.progress.env_steps, index)

@@ -1,0 +1,108 @@
+"""When things happen, in environment transitions summed over envs (and DDP ranks): training
+phases, epoch ends (an evaluation follows each), periodic saves, the end of training, and the
+warm-ups (no batches before ``steps_before_batches``, DEP modes 1-3 explore until then). Every
+schedule of the project counts env steps through this module; ``Trigger`` is the periodic
+primitive, also behind Dyna's flow."""
+
+from __future__ import annotations
+
+
+class Trigger:
+    """Due at the first check with ``steps >= start`` (and at least ``every`` steps after
+    ``last``, when ``last`` is given), then whenever ``every`` more steps have passed since it
+    last fired (Baconian's ``PeriodicalEventSchedule``). ``every=None`` never fires."""
+
+    def __init__(self, every: int | None, start: int = 0, last: int | None = None):
+        if every is not None and every < 1:
+            raise ValueError(f"a trigger period must be >= 1 env steps (or null: never), got {every}")
+        self.every, self.start = every, start
+        self.last = last
+        self.fired = 0
+
+    def due(self, steps: int) -> bool:
+        """Whether it fires at ``steps``; if so, it counts as fired there."""
+        if self.every is None or steps < self.start:
+            return False
+        if self.last is not None and steps - self.last < self.every:
+            return False
+        self.last = steps
+        self.fired += 1
+        return True
+
+
+def next_multiple(steps: int, every: int) -> int:
+    """The first multiple of ``every`` after ``steps``."""
+    return (steps // every + 1) * every
+
+
+class Schedule:
+    """The training loop's clock (deprl's ``Trainer`` and ``Buffer`` arguments).
+
+    - **phases**: once ``steps_before_batches`` transitions were collected, a training phase of
+      ``batch_iterations`` gradient batches follows every ``steps_between_batches`` new ones;
+    - **epochs** end at multiples of ``epoch_steps`` (and at ``total_steps``), each followed by an
+      evaluation; a run resumed at an epoch's last cut ends that epoch first;
+    - **saves** at multiples of ``save_steps``;
+    - **the RL phase** (``rl_phase``): after ``steps_before_batches``; DEP modes 1-3 explore before.
+
+    ``state_dict`` holds where the phase and epoch counters stand (keys as in earlier checkpoints).
+    """
+
+    def __init__(
+        self,
+        total_steps: int,
+        epoch_steps: int,
+        save_steps: int,
+        steps_before_batches: int,
+        steps_between_batches: int,
+        batch_iterations: int,
+    ):
+        self.total_steps, self.epoch_steps, self.save_steps = total_steps, epoch_steps, save_steps
+        self.steps_before_batches = steps_before_batches
+        self.batch_iterations = batch_iterations
+        self.phases = Trigger(steps_between_batches, steps_before_batches, last=0)
+        self.pending_batches = 0  # batches of the running phase not yet yielded
+        self.epoch_end: int | None = None  # env step at which the running epoch ends
+
+    def done(self, env_steps: int) -> bool:
+        return env_steps >= self.total_steps
+
+    def rl_phase(self, env_steps: int) -> bool:
+        return env_steps > self.steps_before_batches
+
+    def start_epoch(self, env_steps: int) -> int:
+        """The env step at which the epoch starting (or resumed) at ``env_steps`` ends."""
+        if self.epoch_end is None or self.epoch_end < env_steps:
+            self.epoch_end = min(self.total_steps, next_multiple(env_steps, self.epoch_steps))
+        return self.epoch_end
+
+    def end_epoch(self) -> None:
+        self.epoch_end = None
+
+    def phase_due(self, env_steps: int) -> bool:
+        """Whether a training phase starts after the transitions up to ``env_steps``; if so its
+        batches become pending."""
+        if not self.phases.due(env_steps):
+            return False
+        self.pending_batches = self.batch_iterations
+        return True
+
+    def take_batch(self) -> bool:
+        """Count one batch of the running phase; True for its last one."""
+        self.pending_batches -= 1
+        return self.pending_batches == 0
+
+    def next_save(self, env_steps: int) -> int:
+        return next_multiple(env_steps, self.save_steps)
+
+    def state_dict(self) -> dict:
+        return {
+            "last_phase_steps": self.phases.last,
+            "pending_batches": self.pending_batches,
+            "epoch_end": self.epoch_end,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.phases.last = state["last_phase_steps"]
+        self.pending_batches = state["pending_batches"]
+        self.epoch_end = state.get("epoch_end")

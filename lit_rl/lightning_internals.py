@@ -1,0 +1,76 @@
+"""Every use of a private Lightning API (or of a behaviour Lightning does not document) in one
+place. tests/test_lightning_internals.py checks each against the installed Lightning, so an
+upgrade that changes one fails there, by name, instead of somewhere in a training run.
+Checked with lightning 2.6."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.strategies import Strategy
+
+# Behaviour relied on, not an API: with an iterable train dataloader of unknown length,
+# Lightning fetches one item ahead of training_step. The rollout yields a PhaseEnd marker after
+# each phase's last batch so that the envs are never stepped ahead of the weights.
+PREFETCHED_ITEMS = 1
+
+
+def should_log(trainer: Trainer) -> bool:
+    """Whether ``self.log(..., on_step=True)`` values of this batch reach the loggers (Lightning's
+    ``log_every_n_steps``); other batches' step values are overwritten unlogged."""
+    return trainer._logger_connector.should_update_logs
+
+
+def save_checkpoint(callback: ModelCheckpoint, trainer: Trainer, path: str) -> None:
+    """``ModelCheckpoint``'s own save: the checkpoint dict, the strategy's write (rank 0) and the
+    barrier after it, and the callback's bookkeeping."""
+    callback._save_checkpoint(trainer, path)
+
+
+def start_method(strategy: Strategy) -> str:
+    """How a DDP strategy starts its processes: ``popen`` (``ddp``) or ``spawn``/``fork``."""
+    return getattr(strategy, "_start_method", "popen")
+
+
+@contextmanager
+def tracing(module: LightningModule) -> Iterator[None]:
+    """Lets ``torch.jit.trace`` touch every attribute of a module outside a Trainer (its
+    ``trainer`` property raises otherwise; ``LightningModule.to_torchscript`` does the same)."""
+    module._jit_is_scripting = True
+    try:
+        yield
+    finally:
+        module._jit_is_scripting = False
+
+
+class CheckedCLI(LightningCLI):
+    """LightningCLI with the private hooks lit_rl's CLI uses, behind public names.
+
+    - ``check_ckpt_path()`` runs where LightningCLI reads ``--ckpt_path``'s hyperparameters
+      (``_parse_ckpt_path``), so a bad checkpoint is reported before Lightning unpickles it;
+    - ``parse_ckpt_path()``, ``build_trainer()``, ``config_value()`` and ``callback_keys()``
+      wrap ``_parse_ckpt_path``, ``_instantiate_trainer``, ``_get`` and ``_parser``.
+    """
+
+    def check_ckpt_path(self) -> None:
+        """Override: check ``--ckpt_path`` before LightningCLI loads its hyperparameters."""
+
+    def _parse_ckpt_path(self) -> None:
+        self.check_ckpt_path()
+        super()._parse_ckpt_path()
+
+    def parse_ckpt_path(self) -> None:
+        self._parse_ckpt_path()
+
+    def build_trainer(self, config: dict, callbacks: list) -> Trainer:
+        return self._instantiate_trainer(config, callbacks)
+
+    def config_value(self, config, key: str, default=None):
+        return self._get(config, key, default=default)
+
+    def callback_keys(self) -> list[str]:
+        return list(self._parser(self.subcommand).callback_keys)
