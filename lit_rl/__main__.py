@@ -4,6 +4,7 @@ import sys
 # Commands outside the LightningCLI, each a module with ``main(argv) -> exit status``, imported
 # only when used (convert and plot start without importing Lightning).
 COMMANDS = {
+    "algorithms": "lit_rl.catalog",  # the registered algorithms and their config keys
     "convert": "lit_rl.convert",  # a deprl config -> a lit_rl config
     "export": "lit_rl.export",  # a checkpoint's policy as TorchScript
     "plot": "lit_rl.plot",  # learning curves
@@ -11,7 +12,7 @@ COMMANDS = {
 
 
 def main() -> None:
-    """``python -m lit_rl convert|export|plot ...``; everything else is the LightningCLI."""
+    """``python -m lit_rl algorithms|convert|export|plot ...``; everything else is the LightningCLI."""
     if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:
         raise SystemExit(importlib.import_module(COMMANDS[sys.argv[1]]).main(sys.argv[2:]))
     from lit_rl.cli import main as cli_main

@@ -13,7 +13,6 @@ import torch
 from tests.conftest import DATA_KEY, ROOT, SMOKE, last_logged, load_ckpt, logged_rows, ok, run_cli
 
 DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2"]
-DYNA_SMOKE = ROOT / "configs" / "smoke" / "dyna_pendulum.yaml"
 DEP_SMOKE = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
 
 
@@ -108,17 +107,6 @@ def test_resuming_with_another_number_of_processes_is_refused(ddp_run, tmp_path)
     assert result.returncode != 0
     assert "was written by 2 training process(es)" in result.stderr
     assert "this run has 1" in result.stderr
-
-
-def test_dyna_keeps_one_dynamics_model_across_processes(tmp_path):
-    """Dynamics gradients are averaged by DDP, and its scalers, validation losses (early stopping)
-    and elites are reduced over ranks: both ranks end with the same model."""
-    args = ["fit", "--config", str(DYNA_SMOKE), "--working_dir", str(tmp_path), "--name", "dyna"]
-    ok(run_cli(*args, *DDP, *snapshots(tmp_path / "snap"), "--trainer.logger", "false"))
-    rank0, rank1 = load_ckpt(tmp_path / "snap" / "end-rank0.pt"), load_ckpt(tmp_path / "snap" / "end-rank1.pt")
-    assert any(key.startswith("dynamics.") for key in rank0["state_dict"])
-    assert_same_weights(rank0["state_dict"], rank1["state_dict"])
-    assert not torch.allclose(rank0["replay_observations"], rank1["replay_observations"])
 
 
 @pytest.mark.slow

@@ -2,20 +2,26 @@
 SIGKILL mid-run and mid-save, resumed with ``--ckpt_path last``, and compared tensor by tensor
 with a run that was never interrupted."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from lit_rl.data.replay import ReplayBuffer
 from lit_rl.plot import read_wandb
-from tests.conftest import DATA_KEY, ROOT, SMOKE, cli_env, load_ckpt, ok, run_cli
+from tests.conftest import DATA_KEY, ROOT, SMOKE, load_ckpt, ok, run_cli
+from tests.crash_helpers import (
+    RUN_STATE,
+    assert_equal_tensors,
+    assert_same_run,
+    assert_same_state,
+    kill_when,
+    read_replay,
+    start_fit,
+)
 
 SMOKE_DEP = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
 QUIET = ["--trainer.enable_progress_bar", "false"]
@@ -28,78 +34,6 @@ CRASH = "--trainer.callbacks+=tests.crash_helpers.CrashOnSave"
 def fit(working_dir: Path, name: str, *extra: str) -> None:
     result = run_cli("fit", *DDPG, "--working_dir", str(working_dir), "--name", name, *extra)
     ok(result)
-
-
-def start_fit(working_dir: Path, name: str, *args: str) -> subprocess.Popen:
-    env = cli_env()
-    # W&B writes its history to disk every 15 s by default: flush often enough for a short run.
-    env["WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"] = "0.5"
-    log = open(working_dir / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-    command = [sys.executable, "-m", "lit_rl", "fit", *args, "--working_dir", str(working_dir), "--name", name]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
-
-
-def kill_when(process: subprocess.Popen, condition, timeout: float = 240) -> None:
-    """SIGKILL the training process as soon as ``condition()`` holds (``None``: it kills itself),
-    as the OOM killer would."""
-    deadline = time.monotonic() + timeout
-    try:
-        while condition is not None and not condition():
-            assert process.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "the run did not get there in time"
-            time.sleep(0.002)
-        if condition is not None:
-            os.kill(process.pid, signal.SIGKILL)
-        assert process.wait(timeout=timeout) == -signal.SIGKILL
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)  # whatever it started (W&B service)
-        except ProcessLookupError:
-            pass
-        process.wait(timeout=30)
-
-
-def read_replay(checkpoints: Path) -> dict[str, torch.Tensor]:
-    """The filled rows of the replay file that ``last.ckpt`` records, read as the run would."""
-    state = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]
-    path = checkpoints / state["replay_file"]
-    with open(path, "rb") as f:
-        header = json.loads(f.readline())
-    obs, act = header["shapes"]["observations"][0], header["shapes"]["actions"][0]
-    replay = ReplayBuffer(header["rows"] * header["num_envs"], header["num_envs"], obs, act, header["return_steps"])
-    replay.load(path, token=state["replay_token"])
-    assert path.stat().st_size == state["replay_bytes"]
-    fields = {name: getattr(replay, name)[: replay.filled] for name in ReplayBuffer._FIELDS}
-    return {**fields, "position": torch.tensor([replay.index, replay.filled])}
-
-
-def same(x, y) -> bool:
-    return torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
-
-
-def assert_equal_tensors(a: dict, b: dict, what: str) -> None:
-    assert a.keys() == b.keys(), what
-    for key in a:
-        assert same(a[key], b[key]), f"{what}: {key} differs"
-
-
-def assert_same_state(a: dict, b: dict, data_keys) -> None:
-    assert_equal_tensors(a["state_dict"], b["state_dict"], "weights and normaliser")
-    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
-        for param_a, param_b in zip(opt_a["state"].values(), opt_b["state"].values(), strict=True):
-            assert_equal_tensors(param_a, param_b, "optimizer state")
-    for key in data_keys:
-        assert same(a[DATA_KEY][key], b[DATA_KEY][key]), f"DataModule state {key} differs"
-
-
-RUN_STATE = ["env_steps", "episodes", "faults", "last_phase_steps", "pending_batches", "torch_rng", "env_rng"]
-
-
-def assert_same_run(checkpoints: Path, reference: Path) -> None:
-    a, b = load_ckpt(checkpoints / "last.ckpt"), load_ckpt(reference / "last.ckpt")
-    assert_same_state(a, b, [*RUN_STATE, "replay_position"])
-    assert (a["global_step"], a["epoch"]) == (b["global_step"], b["epoch"])
-    assert_equal_tensors(read_replay(checkpoints), read_replay(reference), "replay")
 
 
 def logged_env_steps(run_file: Path) -> list[float]:

@@ -2,8 +2,7 @@
 
 The real replay (``ReplayBuffer``) stores one row per vector env step and folds n-step
 returns; model rollouts arrive as thousands of unrelated one-step transitions at once, so they
-get this simpler store. It is not checkpointed: Dyna regenerates it from the model (see
-``lit_rl.algos.Dyna``).
+get this simpler store. Dyna checkpoints it with each rank's acting state (``state_dict``).
 """
 
 from __future__ import annotations
@@ -59,3 +58,21 @@ class TransitionRing:
             next_observations=self.next_observations[idx],
             discounts=self.discounts[idx],
         )
+
+    FIELDS = ("observations", "actions", "next_observations", "rewards", "discounts")
+
+    def state_dict(self) -> dict:
+        """The filled slots (tensors) and the ring position."""
+        return {
+            "index": self.index,
+            "filled": self.filled,
+            **{name: getattr(self, name)[: self.filled].clone() for name in self.FIELDS},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        filled = int(state["filled"])
+        if filled > self.size:
+            raise ValueError(f"model replay state holds {filled} transitions, this model replay only {self.size}")
+        for name in self.FIELDS:
+            getattr(self, name)[:filled] = state[name]
+        self.index, self.filled = int(state["index"]), filled

@@ -203,6 +203,19 @@ class ModelEnv:
         self.states[rows] = start_states
         self.episode_steps[rows] = 0
 
+    def state_dict(self) -> dict:
+        """The running model episodes (``continue_model_episodes``)."""
+        return {"states": self.states, "episode_steps": self.episode_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        device = self.dynamics_device
+        self.states = None if state["states"] is None else state["states"].to(device)
+        self.episode_steps = None if state["episode_steps"] is None else state["episode_steps"].to(device)
+
+    @property
+    def dynamics_device(self) -> torch.device:
+        return next(self.dynamics.parameters()).device
+
     def clip(self, next_observations: torch.Tensor) -> torch.Tensor:
         """Predicted next states clipped to the observation bounds (where the space has any)."""
         if self.observation_low is None:

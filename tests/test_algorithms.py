@@ -1,0 +1,125 @@
+"""The suite every algorithm of ``lit_rl.algos`` passes, parametrized over the registered ones: a
+new algorithm (one file and its ``configs/smoke/<name>_pendulum.yaml``) is covered without a
+test of its own. Fit, kill -9 and resume bit-identical, ``validate``, ``export`` against
+``act_greedy``, a 2-process DDP run whose ranks end with the same weights, a bf16 run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lit_rl.algos import algorithms
+from lit_rl.export import load_algorithm
+from tests.conftest import DATA_KEY, ROOT, load_ckpt, ok, run_cli
+from tests.crash_helpers import assert_same_run, kill_when, start_fit
+
+NAMES = list(algorithms())
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
+
+
+def smoke(name: str) -> list[str]:
+    return ["--config", str(ROOT / "configs" / "smoke" / f"{name.lower()}_pendulum.yaml"), *QUIET]
+
+
+def fit(name: str, working_dir, run: str, *extra: str):
+    return ok(run_cli("fit", *smoke(name), "--working_dir", str(working_dir), "--name", run, *extra))
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def reference(request, tmp_path_factory):
+    """(name, checkpoints) of an uninterrupted smoke run (400 env steps, saves at 200 and 400)."""
+    working_dir = tmp_path_factory.mktemp(request.param)
+    fit(request.param, working_dir, "reference")
+    return request.param, working_dir / "reference" / "checkpoints"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_algorithm_has_a_smoke_config(name):
+    config = ROOT / "configs" / "smoke" / f"{name.lower()}_pendulum.yaml"
+    assert config.is_file(), f"{name} needs {config.relative_to(ROOT)}: a run of seconds the suite trains"
+    assert algorithms()[name].__doc__, f"{name} needs a docstring: it is what --model.help prints"
+
+
+def test_fit_trains_and_counts_updates(reference):
+    name, checkpoints = reference
+    checkpoint = load_ckpt(checkpoints / "last.ckpt")
+    assert checkpoint[DATA_KEY]["env_steps"] == 400
+    assert checkpoint["hyper_parameters"]["_class_path"].endswith(name)
+    assert checkpoint["updates"] > 0
+    assert all(state["state"] for state in checkpoint["optimizer_states"]), "every optimizer stepped"
+
+
+def test_kill_9_then_resume_is_bit_identical(reference, tmp_path):
+    name, expected = reference
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    process = start_fit(tmp_path, "killed", *smoke(name))
+    stopped = []
+
+    def stopped_at_first_checkpoint() -> bool:
+        if not stopped and (checkpoints / "last.ckpt").is_file():
+            os.kill(process.pid, signal.SIGSTOP)  # then SIGKILL: nothing after the save happens
+            stopped.append(True)
+        return bool(stopped)
+
+    kill_when(process, stopped_at_first_checkpoint)
+    assert load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]["env_steps"] == 200
+    fit(name, tmp_path, "killed", "--ckpt_path", "last")
+    assert_same_run(checkpoints, expected)
+
+
+def test_validate_the_checkpoint(reference):
+    name, checkpoints = reference
+    result = run_cli("validate", *smoke(name), "--ckpt_path", str(checkpoints / "last.ckpt"))
+    ok(result)
+    assert "test/episode_return" in result.stdout
+
+
+LOAD_WITHOUT_LIT_RL = """
+import sys
+sys.modules["lit_rl"] = None
+sys.modules["lightning"] = None
+import torch
+policy = torch.jit.load(sys.argv[1])
+torch.save(policy(torch.load(sys.argv[2])), sys.argv[3])
+"""
+
+
+def test_export_acts_like_act_greedy_without_lit_rl(reference, tmp_path):
+    _, checkpoints = reference
+    ckpt, policy = checkpoints / "last.ckpt", tmp_path / "policy.pt"
+    ok(run_cli("export", "--ckpt_path", str(ckpt), "--out", str(policy)))
+    module = load_algorithm(ckpt)
+    if module.normalizer is not None:  # the statistics moved away from the identity: folding them in matters
+        assert module.normalizer.count.item() > 0 and not torch.allclose(module.normalizer.std, torch.ones(3))
+    observations = torch.randn(7, module.observation_dim) * 3  # another batch size than the trace's
+    torch.save(observations, tmp_path / "obs.pt")
+    command = [sys.executable, "-I", "-c", LOAD_WITHOUT_LIT_RL, str(policy), str(tmp_path / "obs.pt")]
+    subprocess.run([*command, str(tmp_path / "actions.pt")], check=True, timeout=120)
+    with torch.no_grad():
+        expected = module.act_greedy(observations)
+    torch.testing.assert_close(torch.load(tmp_path / "actions.pt"), expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_two_ddp_processes_end_with_the_same_weights(name, tmp_path):
+    snapshot = {"class_path": "tests.ddp_helpers.RankSnapshot", "init_args": {"out_dir": str(tmp_path / "snap")}}
+    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", f"--trainer.callbacks+={json.dumps(snapshot)}"]
+    fit(name, tmp_path, "ddp", *ddp)
+    rank0, rank1 = (load_ckpt(tmp_path / "snap" / f"end-rank{rank}.pt") for rank in (0, 1))
+    assert rank0["state_dict"].keys() == rank1["state_dict"].keys()
+    for key in rank0["state_dict"]:
+        if ".new_" not in key:  # the normaliser's observations since its last update are each rank's own
+            assert torch.equal(rank0["state_dict"][key], rank1["state_dict"][key]), f"{key} differs"
+    assert not torch.equal(rank0["replay_observations"], rank1["replay_observations"]), "ranks saw the same data"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bf16_mixed_precision_run(name, tmp_path):
+    fit(name, tmp_path, "bf16", "--trainer.precision", "bf16-mixed")
+    checkpoint = load_ckpt(tmp_path / "bf16" / "checkpoints" / "last.ckpt")
+    assert checkpoint[DATA_KEY]["env_steps"] == 400
+    assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values() if v.is_floating_point())

@@ -1,0 +1,112 @@
+"""Each private Lightning API (and undocumented behaviour) that lit_rl uses, as
+``lit_rl.lightning_internals`` uses it, against the installed Lightning: an upgrade that changes
+one fails here, by name."""
+
+import inspect
+
+import pytest
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.strategies import DDPStrategy
+
+from lit_rl.lightning_internals import (
+    PREFETCHED_ITEMS,
+    CheckedCLI,
+    save_checkpoint,
+    should_log,
+    start_method,
+    tracing,
+)
+
+
+class Recorder(LightningModule):
+    """Records, per training_step, how many items the dataloader had handed out and should_log."""
+
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+        self.layer = torch.nn.Linear(1, 1)
+        self.fetched = 0
+        self.seen: list[tuple[int, bool]] = []
+
+    def items(self):
+        for i in range(6):
+            self.fetched += 1
+            yield torch.tensor([float(i)])
+
+    def training_step(self, batch):
+        self.seen.append((self.fetched, should_log(self.trainer)))
+
+    def train_dataloader(self):
+        module = self
+
+        class Items:  # an iterable of unknown length, as the rollout is
+            def __iter__(self):
+                return module.items()
+
+        return Items()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+def trainer(tmp_path, **kwargs) -> Trainer:
+    options = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    return Trainer(max_epochs=1, enable_model_summary=False, default_root_dir=tmp_path, **{**options, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    module = Recorder()
+    run = trainer(tmp_path_factory.mktemp("fit"), log_every_n_steps=2)
+    run.fit(module)
+    return module, run
+
+
+def test_the_train_dataloader_is_fetched_exactly_one_item_ahead(fitted):
+    module, _ = fitted
+    assert [fetched for fetched, _ in module.seen] == [min(i + 1 + PREFETCHED_ITEMS, 6) for i in range(6)]
+
+
+def test_should_log_is_true_on_lightnings_logging_steps(fitted):
+    module, _ = fitted
+    assert [flag for _, flag in module.seen] == [False, True, False, True, False, True]  # log_every_n_steps=2
+
+
+def test_model_checkpoints_own_save(fitted, tmp_path):
+    _, run = fitted
+    assert list(inspect.signature(ModelCheckpoint._save_checkpoint).parameters) == ["self", "trainer", "filepath"]
+    callback = ModelCheckpoint(dirpath=tmp_path)
+    save_checkpoint(callback, run, str(tmp_path / "saved.ckpt"))
+    assert "state_dict" in torch.load(tmp_path / "saved.ckpt", weights_only=True)
+
+
+def test_ddp_start_method():
+    assert start_method(DDPStrategy()) == "popen"
+    assert start_method(DDPStrategy(start_method="spawn")) == "spawn"
+
+
+def test_tracing_a_module_outside_a_trainer():
+    module = Recorder()
+    with pytest.raises(RuntimeError, match="not attached to a `Trainer`"):
+        _ = module.trainer
+    with tracing(module), torch.no_grad():
+        traced = torch.jit.trace(module, torch.zeros(2, 1))
+    assert module._jit_is_scripting is False
+    assert torch.equal(traced(torch.ones(3, 1)), module(torch.ones(3, 1)))
+
+
+def test_the_cli_hooks_exist_with_the_signatures_used():
+    for name, parameters in {
+        "_parse_ckpt_path": ["self"],
+        "_instantiate_trainer": ["self", "config", "callbacks"],
+        "_get": ["self", "config", "key", "default"],
+        "_parser": ["self", "subcommand"],
+    }.items():
+        assert list(inspect.signature(getattr(LightningCLI, name)).parameters) == parameters, name
+    assert CheckedCLI._parse_ckpt_path is not LightningCLI._parse_ckpt_path  # the override is in place
