@@ -25,6 +25,11 @@ def should_log(trainer: Trainer) -> bool:
     return trainer._logger_connector.should_update_logs
 
 
+def attached_trainer(module: LightningModule) -> Trainer | None:
+    """The module's Trainer, or None outside one (its ``trainer`` property raises then)."""
+    return module._trainer
+
+
 def save_checkpoint(callback: ModelCheckpoint, trainer: Trainer, path: str) -> None:
     """``ModelCheckpoint``'s own save: the checkpoint dict, the strategy's write (rank 0) and the
     barrier after it, and the callback's bookkeeping."""

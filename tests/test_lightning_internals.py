@@ -14,6 +14,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from lit_rl.lightning_internals import (
     PREFETCHED_ITEMS,
     CheckedCLI,
+    attached_trainer,
     save_checkpoint,
     should_log,
     start_method,
@@ -84,6 +85,11 @@ def test_model_checkpoints_own_save(fitted, tmp_path):
     callback = ModelCheckpoint(dirpath=tmp_path)
     save_checkpoint(callback, run, str(tmp_path / "saved.ckpt"))
     assert "state_dict" in torch.load(tmp_path / "saved.ckpt", weights_only=True)
+
+
+def test_attached_trainer(fitted):
+    module, run = fitted
+    assert attached_trainer(module) is run and attached_trainer(Recorder()) is None
 
 
 def test_ddp_start_method():

@@ -27,7 +27,7 @@ from lit_rl.distributed import (
     sum_across_ranks,
 )
 from lit_rl.explore import NOISES, DEPConfig, DEPController, DEPSwitch
-from lit_rl.lightning_internals import should_log
+from lit_rl.lightning_internals import attached_trainer, should_log
 from lit_rl.nets import ObservationNormalizer
 
 log = logging.getLogger(__name__)
@@ -283,7 +283,8 @@ class OffPolicyAlgorithm(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         acting = checkpoint.get("acting", {})
-        if self._trainer is not None and self.trainer.state.fn == "fit":  # this rank's envs' part
+        trainer = attached_trainer(self)
+        if trainer is not None and trainer.state.fn == "fit":  # this rank's envs' part
             acting = rank_state(acting, self.global_rank, self.trainer.world_size, "this checkpoint")
         if "normalizer_pending" in acting:  # the weights hold rank 0's recorded sums: use this rank's
             for name, value in acting["normalizer_pending"].items():
@@ -375,7 +376,8 @@ class OffPolicyAlgorithm(LightningModule):
         if self._nonfinite_in_a_row == 1:
             log.warning("non-finite loss (%s): update skipped", ", ".join(self._nonfinite_losses))
         if self._nonfinite_in_a_row >= self.max_nonfinite_batches:
-            datamodule = self.trainer.datamodule if self._trainer is not None else None
+            trainer = attached_trainer(self)
+            datamodule = trainer.datamodule if trainer is not None else None
             where = f" at env step {datamodule.env_steps}" if datamodule is not None else ""
             raise RuntimeError(
                 f"{self._nonfinite_in_a_row} batches in a row had a non-finite loss{where} "
