@@ -1,8 +1,9 @@
 """When things happen, in environment transitions summed over envs (and DDP ranks): training
-phases, epoch ends (an evaluation follows each), periodic saves, the end of training, and the
-warm-ups (no batches before ``steps_before_batches``, DEP modes 1-3 explore until then). Every
-schedule of the project counts env steps through this module; ``Trigger`` is the periodic
-primitive, also behind Dyna's flow."""
+phases (none before ``steps_before_batches``), epoch ends (an evaluation follows each),
+periodic saves and the end of training. ``Trigger`` is the periodic primitive, also behind
+Dyna's flow. (The two acting warm-ups are the algorithm's: ``random_steps`` in
+``OffPolicyAlgorithm.act``, and DEP's InitExplore until ``steps_before_batches`` in
+``lit_rl.explore.DEPSwitch``.)"""
 
 from __future__ import annotations
 
@@ -42,8 +43,7 @@ class Schedule:
       ``batch_iterations`` gradient batches follows every ``steps_between_batches`` new ones;
     - **epochs** end at multiples of ``epoch_steps`` (and at ``total_steps``), each followed by an
       evaluation; a run resumed at an epoch's last cut ends that epoch first;
-    - **saves** at multiples of ``save_steps``;
-    - **the RL phase** (``rl_phase``): after ``steps_before_batches``; DEP modes 1-3 explore before.
+    - **saves** at multiples of ``save_steps``.
 
     ``state_dict`` holds where the phase and epoch counters stand (keys as in earlier checkpoints).
     """
@@ -66,9 +66,6 @@ class Schedule:
 
     def done(self, env_steps: int) -> bool:
         return env_steps >= self.total_steps
-
-    def rl_phase(self, env_steps: int) -> bool:
-        return env_steps > self.steps_before_batches
 
     def start_epoch(self, env_steps: int) -> int:
         """The env step at which the epoch starting (or resumed) at ``env_steps`` ends."""
