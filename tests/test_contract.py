@@ -98,7 +98,7 @@ def test_a_checkpoint_resumes_under_another_path_of_its_class(tmp_path):
 
 
 def test_algorithms_are_registered_from_their_files():
-    assert algorithms() == {"DDPG": DDPG, "Dyna": Dyna, "MPO": MPO}
+    assert {"DDPG": DDPG, "Dyna": Dyna, "MPO": MPO}.items() <= algorithms().items()
     assert ALGORITHMS["tests.plain_algorithm.PlainDDPG"] is PlainDDPG  # registered, not one of lit_rl's
     files = sorted(p.stem for p in (ROOT / "lit_rl" / "algos").glob("*.py") if p.stem not in ("__init__", "base"))
     assert sorted(cls.__module__.rsplit(".", 1)[1] for cls in algorithms().values()) == files
