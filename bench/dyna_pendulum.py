@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import torch
-from lit_rl_pendulum import run
+from lit_rl_runs import run
 from summary import (
     figure_path,
     fmt_steps,

@@ -11,7 +11,8 @@ compared, not returns. Every run here is ``configs/dep_mpo_myolegwalk.yaml`` wit
 - ``deprl``: the config as it is (DEP ``normalization: independent``, deprl's computation);
 - ``rows``: ``normalization: independent_rows`` (each row of C to norm kappa);
 - ``mode0``: ``dep_mode: 0``, plain MPO from the first step (no DEP);
-- ``raw``: ``muscle_sigmoid: false``, MyoSuite 3's raw [0, 1] activations.
+- ``raw``: ``muscle_sigmoid: false``, MyoSuite 3's raw [0, 1] activations;
+- ``sac``: DEP-SAC, ``configs/dep_sac_myolegwalk.yaml`` (the same env, DEP, replay and schedule).
 
 Each run's directory (``bench_runs/myoleg_learning/<variant>_s<seed>``: config.yaml, CSVLogger
 metrics.csv) is kept; a run that finished (it has ``result.json``) is not run again, so the
@@ -50,11 +51,12 @@ PROTOCOL = [
     "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
     "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
 ]  # fmt: skip
-VARIANTS = {
-    "deprl": ("DEP-MPO, `independent` (deprl's DEP)", []),
-    "rows": ("DEP-MPO, `independent_rows`", ["--model.init_args.dep.normalization", "independent_rows"]),
-    "mode0": ("plain MPO (`dep_mode: 0`)", ["--model.init_args.dep_mode", "0"]),
-    "raw": ("DEP-MPO, `muscle_sigmoid: false`", ["--data.init_args.env.muscle_sigmoid", "false"]),
+VARIANTS = {  # name: (label, config, overrides)
+    "deprl": ("DEP-MPO, `independent` (deprl's DEP)", CONFIG, []),
+    "rows": ("DEP-MPO, `independent_rows`", CONFIG, ["--model.init_args.dep.normalization", "independent_rows"]),
+    "mode0": ("plain MPO (`dep_mode: 0`)", CONFIG, ["--model.init_args.dep_mode", "0"]),
+    "raw": ("DEP-MPO, `muscle_sigmoid: false`", CONFIG, ["--data.init_args.env.muscle_sigmoid", "false"]),
+    "sac": ("DEP-SAC (`configs/dep_sac_myolegwalk.yaml`)", "configs/dep_sac_myolegwalk.yaml", []),
 }
 DEFAULT_RUNS = ["deprl:0", "rows:0", "mode0:0", "raw:0", "deprl:1"]
 
@@ -72,7 +74,7 @@ class Budget:
 
 def command(out: Path, variant: str, seed: int, budget: Budget) -> list[str]:
     return [
-        sys.executable, "-m", "lit_rl", "fit", "--config", CONFIG, *PROTOCOL, *VARIANTS[variant][1],
+        sys.executable, "-m", "lit_rl", "fit", "--config", VARIANTS[variant][1], *PROTOCOL, *VARIANTS[variant][2],
         "--seed_everything", str(seed), "--data.init_args.total_steps", str(budget.steps),
         "--data.init_args.epoch_steps", str(budget.epoch),
         "--data.init_args.replay.steps_before_batches", str(budget.warmup),

@@ -2,12 +2,14 @@
 
 They run in one go so that their wall times compare as ratios. The steps (``STEPS``, in order):
 
-1. DDPG on Pendulum-v1, lit_rl against Stable-Baselines3 (bench/lit_rl_pendulum.py,
-   bench/sb3_ddpg_pendulum.py): seeds 0-2, 20,000 steps each, and the lit_rl learning curves
+1. DDPG on Pendulum-v1, lit_rl against Stable-Baselines3 with rl-zoo settings (bench/lit_rl_runs.py,
+   bench/sb3_baseline.py): seeds 0-2, 20,000 steps each, and the lit_rl learning curves
    (docs/ddpg_pendulum.png, drawn by `python -m lit_rl plot`);
-2. DEP-MPO myoLegWalk throughput and DEP controller timings (bench/dep_mpo_throughput.py);
-3. Dyna against DDPG on Pendulum-v1 by real environment steps (bench/dyna_pendulum.py);
-4. DDPG Pendulum and DEP-MPO myoLegWalk env steps/s with 1 and 2 DDP processes (bench/ddp_throughput.py).
+2. TD3 and SAC on Pendulum-v1, the same against SB3's TD3 and SAC (docs/td3_sac_pendulum.png);
+3. DEP-MPO myoLegWalk throughput and DEP controller timings (bench/dep_mpo_throughput.py);
+4. Dyna against DDPG on Pendulum-v1 by real environment steps (bench/dyna_pendulum.py);
+5. DDPG Pendulum and DEP-MPO myoLegWalk env steps/s with 1 and 2 DDP processes (bench/ddp_throughput.py);
+6. TD3 and SAC on HalfCheetah-v5 against SB3 at 30,000 steps, seed 0 (not in ``--quick``).
 
 Writes bench_runs/ (JSON, run directories) and the figures in docs/, and rewrites the tables in
 BENCHMARKS.md and its runtime section: the wall time of each step, the CPU other jobs used
@@ -22,9 +24,9 @@ Runtime (run.py writes each step's wall time to the runtime sections of BENCHMAR
 DDP 5.4), `make bench-quick` 7.0 min (1.8, 2.3, 0.8, 2.2). Under load the quick run has taken
 8.5 min without the DDP step, DEP-MPO's hidden-1024 updates on 2 threads slowing most.
 
-The checks (exit status 1 if one fails, after every table is written): lit_rl DDPG reaches a
-test return of -200 within its budget for every seed; Dyna reaches it in at most half DDPG's
-median real steps.
+The checks (exit status 1 if one fails, after every table is written): lit_rl DDPG, TD3 and SAC
+reach a test return of -200 within their budget for every seed; Dyna reaches it in at most half
+DDPG's median real steps.
 
     python bench/run.py [--quick] [--seeds 0 1 2]
 """
@@ -66,44 +68,96 @@ def run_script(script: str, *args: str) -> None:
     subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT, check=True)
 
 
-def pendulum_table(ours: dict, sb3: dict, steps: int, figure: str) -> str:
+def pendulum_table(pairs: list[tuple[str, dict, dict]], steps: int, figure: str) -> str:
+    """One table of (algorithm, lit_rl result, SB3 result) pairs."""
     lines = [
         machine_line("stable-baselines3"),
         "",
         "| implementation | seed | steps to test return >= -200 | final test return | training time (s) |",
         "|---|---|---|---|---|",
     ]
-    for name, result in (("lit_rl DDPG", ours), ("SB3 DDPG (rl-zoo)", sb3)):
-        runs = result["runs"]
-        for r in runs:
+    ratios = []
+    for algo, ours, sb3 in pairs:
+        for name, result in ((f"lit_rl {algo}", ours), (f"SB3 {algo} (rl-zoo)", sb3)):
+            runs = result["runs"]
+            for r in runs:
+                lines.append(
+                    f"| {name} | {r['seed']} | {fmt_steps(r['steps_to_minus_200'])} | "
+                    f"{r['final_return']:.1f} | {r['train_seconds']:.1f} |"
+                )
             lines.append(
-                f"| {name} | {r['seed']} | {fmt_steps(r['steps_to_minus_200'])} | "
-                f"{r['final_return']:.1f} | {r['train_seconds']:.1f} |"
+                f"| **{name}** | median (min–max) | **{steps_spread(runs)}** | | "
+                f"**{spread([r['train_seconds'] for r in runs])}** |"
             )
-        lines.append(
-            f"| **{name}** | median (min–max) | **{steps_spread(runs)}** | | "
-            f"**{spread([r['train_seconds'] for r in runs])}** |"
-        )
-    ratio = ours["median_train_seconds"] / sb3["median_train_seconds"]
-    lines += ["", f"lit_rl / SB3 median training time over {steps:,} steps: **{ratio:.2f}**.", "", figure]
+        ratios.append(f"{algo} **{ours['median_train_seconds'] / sb3['median_train_seconds']:.2f}**")
+    lines += ["", f"lit_rl / SB3 median training time over {steps:,} steps: {', '.join(ratios)}.", "", figure]
     return "\n".join(lines)
 
 
-def pendulum(seeds: list[str], quick: bool) -> list[Check]:
-    out, steps, threads = out_dir(quick), PENDULUM_STEPS[quick], PENDULUM_THREADS[quick]
-    ours_json, sb3_json = out / "lit_rl_ddpg_pendulum.json", out / "sb3_ddpg_pendulum.json"
-    common, runs_dir = ["--seeds", *seeds, *threads], out / "pendulum_runs"
-    budget = f"--data.init_args.total_steps={steps}"
-    run_script("lit_rl_pendulum.py", *common, "--out", str(ours_json), "--runs-dir", str(runs_dir), "--", budget)
-    run_script("sb3_ddpg_pendulum.py", *common, "--out", str(sb3_json), "--total-steps", str(steps))
-    ours, sb3 = json.loads(ours_json.read_text()), json.loads(sb3_json.read_text())
-    run_dirs = [Path(r["run_dir"]) for r in ours["runs"]]
-    figure = plot_curves(run_dirs, figure_path("ddpg_pendulum.png", quick), "lit_rl DDPG test return, Pendulum-v1")
-    report = pendulum_table(ours, sb3, steps, figure)
+def compare_with_sb3(algo: str, config: str, env: str, seeds: list[str], steps: int, threads: list[str],
+                     quick: bool, eval_every: int = 1_000) -> tuple[dict, dict]:  # fmt: skip
+    """lit_rl's ``config`` and SB3's ``algo`` with rl-zoo settings, the same seeds, budget and evaluation."""
+    out = out_dir(quick)
+    stem = Path(config).stem
+    ours_json, sb3_json = out / f"lit_rl_{stem}.json", out / f"sb3_{algo}_{env}.json"
+    common, runs_dir = ["--seeds", *seeds, *threads], out / f"{env.split('-')[0].lower()}_runs"
+    run_script("lit_rl_runs.py", *common, "--config", config, "--out", str(ours_json), "--runs-dir", str(runs_dir),
+               "--", f"--data.init_args.total_steps={steps}", f"--data.init_args.epoch_steps={eval_every}")  # fmt: skip
+    run_script("sb3_baseline.py", *common, "--algo", algo, "--env", env, "--out", str(sb3_json),
+               "--total-steps", str(steps), "--eval-every", str(eval_every))  # fmt: skip
+    return json.loads(ours_json.read_text()), json.loads(sb3_json.read_text())
+
+
+def pendulum(algos: tuple[str, ...], section_name: str, figure_name: str):
+    """A step: lit_rl against SB3 on Pendulum-v1 for ``algos``, one table and one figure."""
+
+    def step(seeds: list[str], quick: bool) -> list[Check]:
+        steps, threads = PENDULUM_STEPS[quick], PENDULUM_THREADS[quick]
+        pairs, run_dirs = [], []
+        for algo in algos:
+            ours, sb3 = compare_with_sb3(algo, f"configs/{algo}_pendulum.yaml", "Pendulum-v1", seeds, steps, threads,
+                                         quick)  # fmt: skip
+            pairs.append((algo.upper(), ours, sb3))
+            run_dirs += [Path(r["run_dir"]) for r in ours["runs"]]
+        title = f"lit_rl {' and '.join(a.upper() for a in algos)} test return, Pendulum-v1"
+        report = pendulum_table(pairs, steps, plot_curves(run_dirs, figure_path(figure_name, quick), title))
+        print(report)
+        rewrite_section(section(section_name, quick), report)
+        return [
+            (f"lit_rl {algo} reaches -200 within {steps:,} steps, every seed",
+             all(r["steps_to_minus_200"] is not None for r in ours["runs"]))
+            for algo, ours, _ in pairs
+        ]  # fmt: skip
+
+    return step
+
+
+HALFCHEETAH_STEPS = 30_000  # 10,000 random, then 20,000 with one update each (rl-zoo's learning_starts)
+
+
+def halfcheetah(seeds: list[str], quick: bool) -> list[Check]:
+    """TD3 and SAC on HalfCheetah-v5 against SB3 at an equal budget: the return reached and the
+    training time (seed 0 only: a run of either takes minutes here)."""
+    lines = [
+        machine_line("stable-baselines3", "mujoco"),
+        "",
+        "| algorithm | implementation | test return at 10k / 20k / 30k steps | training time (s) |",
+        "|---|---|---|---|",
+    ]
+    ratios = []
+    for algo in ("td3", "sac"):
+        ours, sb3 = compare_with_sb3(algo, f"configs/{algo}_halfcheetah.yaml", "HalfCheetah-v5", seeds[:1],
+                                     HALFCHEETAH_STEPS, [], quick, eval_every=10_000)  # fmt: skip
+        for name, result in (("lit_rl", ours), ("SB3 (rl-zoo)", sb3)):
+            run = result["runs"][0]
+            returns = " / ".join(f"{value:.0f}" for _, value in run["curve"])
+            lines.append(f"| {algo.upper()} | {name} | {returns} | {run['train_seconds']:.0f} |")
+        ratios.append(f"{algo.upper()} **{ours['median_train_seconds'] / sb3['median_train_seconds']:.2f}**")
+    lines += ["", f"lit_rl / SB3 training time over {HALFCHEETAH_STEPS:,} steps, seed 0: {', '.join(ratios)}."]
+    report = "\n".join(lines)
     print(report)
-    rewrite_section(section("pendulum-table", quick), report)
-    reached = all(r["steps_to_minus_200"] is not None for r in ours["runs"])
-    return [(f"lit_rl DDPG reaches -200 within {steps:,} steps, every seed", reached)]
+    rewrite_section("halfcheetah-table", report)
+    return []
 
 
 def timings(script: str) -> Callable[[list[str], bool], list[Check]]:
@@ -125,11 +179,16 @@ def dyna(seeds: list[str], quick: bool) -> list[Check]:
 
 
 STEPS: dict[str, Callable[[list[str], bool], list[Check]]] = {
-    "DDPG Pendulum-v1, lit_rl vs SB3": pendulum,
+    "DDPG Pendulum-v1, lit_rl vs SB3": pendulum(("ddpg",), "pendulum-table", "ddpg_pendulum.png"),
+    "TD3 and SAC Pendulum-v1, lit_rl vs SB3": pendulum(
+        ("td3", "sac"), "td3-sac-pendulum-table", "td3_sac_pendulum.png"
+    ),
     "DEP-MPO throughput, DEP controller": timings("dep_mpo_throughput.py"),
     "Dyna vs DDPG Pendulum-v1": dyna,
     "DDP throughput, 1 vs 2 processes": timings("ddp_throughput.py"),
+    "TD3 and SAC HalfCheetah-v5, lit_rl vs SB3": halfcheetah,
 }
+QUICK_SKIPS = ("TD3 and SAC HalfCheetah-v5, lit_rl vs SB3",)  # minutes per run: not a quick check
 
 
 def busy_cpu_seconds() -> float:
@@ -174,6 +233,8 @@ def main() -> None:
     seconds, checks = {}, []
     start, busy_start, own_start = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()
     for name, step in STEPS.items():
+        if args.quick and name in QUICK_SKIPS:
+            continue
         step_start = time.perf_counter()
         checks += step(seeds, args.quick)
         seconds[name] = time.perf_counter() - step_start

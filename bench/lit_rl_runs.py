@@ -1,12 +1,14 @@
-"""Learning speed and wall time of a lit_rl Pendulum-v1 config over several seeds.
+"""Learning speed and wall time of a lit_rl config over several seeds (the lit_rl side of the
+SB3 comparisons).
 
 Runs ``--config`` (default ``configs/ddpg_pendulum.yaml``) in-process through the CLI, evaluates every epoch (the
 config's ``epoch_steps``) and reports, per seed, the training wall time (evaluation excluded,
-as for the SB3 baseline) and the first environment step at which the mean test return is
->= -200. Each seed's run directory (``--runs-dir``/<config>_seed<seed>: config.yaml, a CSVLogger
-metrics.csv, checkpoints) is kept for ``python -m lit_rl plot``; a rerun replaces it.
+as for the SB3 baseline), the final test return and the first environment step at which the
+mean test return is >= -200 (the Pendulum-v1 criterion). Each seed's run directory
+(``--runs-dir``/<config>_seed<seed>: config.yaml, a CSVLogger metrics.csv, checkpoints) is kept
+for ``python -m lit_rl plot``; a rerun replaces it.
 
-    python bench/lit_rl_pendulum.py --seeds 0 1 2 --out bench_runs/lit_rl_ddpg.json
+    python bench/lit_rl_runs.py --seeds 0 1 2 --out bench_runs/lit_rl_ddpg.json
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def run(config: str, seed: int, overrides: list[str], runs_dir: Path) -> dict:
         "final_return": timer.curve[-1][1],
         "curve": timer.curve,
         "run_dir": str(run_dir),
+        "env": cli.datamodule.env_config.id,
     }
     if hasattr(cli.model, "seconds"):  # Dyna: wall seconds of each part of its flow
         result["part_seconds"] = dict(cli.model.seconds)
@@ -91,7 +94,8 @@ def main() -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     runs = [run(args.config, seed, args.overrides, args.runs_dir) for seed in args.seeds]
-    report(f"lit_rl:{Path(args.config).stem}", runs, args.out, config=args.config, overrides=args.overrides)
+    report(f"lit_rl:{Path(args.config).stem}", runs, args.out, config=args.config, overrides=args.overrides,
+           env=runs[0]["env"])  # fmt: skip
 
 
 if __name__ == "__main__":
