@@ -3,6 +3,7 @@ its state survives a checkpoint, mode 4 trains nothing."""
 
 import pytest
 import torch
+import yaml
 
 from lit_rl.algos import MPO
 from lit_rl.contract import RolloutContext
@@ -91,3 +92,20 @@ def test_dep_on_an_env_without_muscles_is_a_clear_error(tmp_path):
     )
     assert result.returncode != 0
     assert "no actuator data" in result.stderr
+
+
+@pytest.mark.parametrize("algorithm", ["DDPG", "TD3", "SAC"])
+def test_dep_wraps_any_algorithm(algorithm, tmp_path):
+    """deprl's dep_factory wraps any agent: DEP (mode 3) with another learner on myoLegWalk-v0."""
+    config = yaml.safe_load(SMOKE_DEP.read_text())
+    dep = config["model"]["init_args"]["dep"]
+    config["model"] = {
+        "class_path": f"lit_rl.algos.{algorithm}",
+        "init_args": {"actor_hidden": [32], "critic_hidden": [32], "dep_mode": 3, "dep": dep},
+    }
+    path = tmp_path / "dep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    ok(run_cli("fit", "--config", str(path), "--working_dir", str(tmp_path), "--trainer.logger", "false"))
+    checkpoint = load_ckpt(tmp_path / "smoke_dep_mpo_myolegwalk" / "checkpoints" / "last.ckpt")
+    assert checkpoint["hyper_parameters"]["_class_path"] == f"lit_rl.algos.{algorithm}"
+    assert checkpoint["acting"]["dep"]["switch"]["interventions"] > 0 and checkpoint["updates"] > 0
