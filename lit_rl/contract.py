@@ -95,6 +95,7 @@ class Agent(Protocol):
     needs_muscle_states: bool  # the envs must report muscle states (DEP)
     trains: bool  # transitions are stored and trained on (False: DEP mode 4)
     evaluates_with_muscle_states: bool  # test episodes act on muscle states too (DEP mode 4)
+    evaluation_every: int | None  # env steps between evaluations it asks for (None: epoch_steps decides)
 
     def act(self, observations: torch.Tensor, context: RolloutContext) -> torch.Tensor:
         """Training actions ``[E, A]``; what is returned is executed and stored."""
