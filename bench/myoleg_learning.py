@@ -8,20 +8,20 @@ compared, not returns. Every run here is ``configs/dep_mpo_myolegwalk.yaml`` wit
 10 envs, bf16-mixed, 200,000-step epochs with 10 test episodes, to ``--steps`` (1.6e6). Runs
 (``VARIANTS``, one ``python -m lit_rl fit`` process each, one after the other):
 
-- ``deprl``: the config as it is (DEP ``normalization: independent``, deprl's computation);
-- ``rows``: ``normalization: independent_rows`` (each row of C to norm kappa);
-- ``mode0``: ``dep_mode: 0``, plain MPO from the first step (no DEP);
-- ``raw``: ``muscle_sigmoid: false``, MyoSuite 3's raw [0, 1] activations;
-- ``sac``: DEP-SAC, ``configs/dep_sac_myolegwalk.yaml`` (the same env, DEP, replay and schedule).
+- ``dep_mpo``: the config as it is (DEP ``normalization: independent``, deprl's computation);
+- ``dep_mpo_rows``: ``normalization: independent_rows`` (each row of C to norm kappa);
+- ``mpo_no_dep``: ``dep_mode: 0``, plain MPO from the first step (no DEP);
+- ``dep_mpo_raw_actions``: ``muscle_sigmoid: false``, MyoSuite 3's raw [0, 1] activations;
+- ``dep_sac``: DEP-SAC, ``configs/dep_sac_myolegwalk.yaml`` (the same env, DEP, replay and schedule).
 
-Each run's directory (``bench_runs/myoleg_learning/<variant>_s<seed>``: config.yaml, CSVLogger
+Each run's directory (``bench_runs/myoleg_learning/<variant>_seed<seed>``: config.yaml, CSVLogger
 metrics.csv) is kept; a run that finished (it has ``result.json``) is not run again, so the
 script can be stopped and started again, and ``--report`` only rewrites the table and figures
 from what is there. Writes the ``myoleg-learning-table`` section of BENCHMARKS.md and
 docs/myoleg_learning_{test,train}.png (drawn by ``python -m lit_rl plot``, with the published
 curve in ``bench_runs/myoleg_learning/deprl_published/metrics.csv``, lit_rl's metric names).
 
-    python bench/myoleg_learning.py [--runs deprl:0 rows:0 mode0:0 raw:0 deprl:1] [--steps 1600000] [--report]
+    python bench/myoleg_learning.py [--runs dep_mpo:0 dep_sac:0 ...] [--steps 1600000] [--report]
 """
 
 from __future__ import annotations
@@ -52,17 +52,25 @@ PROTOCOL = [
     "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
 ]  # fmt: skip
 VARIANTS = {  # name: (label, config, overrides)
-    "deprl": ("DEP-MPO, `independent` (deprl's DEP)", CONFIG, []),
-    "rows": ("DEP-MPO, `independent_rows`", CONFIG, ["--model.init_args.dep.normalization", "independent_rows"]),
-    "mode0": ("plain MPO (`dep_mode: 0`)", CONFIG, ["--model.init_args.dep_mode", "0"]),
-    "raw": ("DEP-MPO, `muscle_sigmoid: false`", CONFIG, ["--data.init_args.env.muscle_sigmoid", "false"]),
-    "sac": ("DEP-SAC (`configs/dep_sac_myolegwalk.yaml`)", "configs/dep_sac_myolegwalk.yaml", []),
+    "dep_mpo": ("DEP-MPO, `independent` (deprl's DEP)", CONFIG, []),
+    "dep_mpo_rows": (
+        "DEP-MPO, `independent_rows`",
+        CONFIG,
+        ["--model.init_args.dep.normalization", "independent_rows"],
+    ),
+    "mpo_no_dep": ("plain MPO (`dep_mode: 0`)", CONFIG, ["--model.init_args.dep_mode", "0"]),
+    "dep_mpo_raw_actions": (
+        "DEP-MPO, `muscle_sigmoid: false`",
+        CONFIG,
+        ["--data.init_args.env.muscle_sigmoid", "false"],
+    ),
+    "dep_sac": ("DEP-SAC (`configs/dep_sac_myolegwalk.yaml`)", "configs/dep_sac_myolegwalk.yaml", []),
 }
-DEFAULT_RUNS = ["deprl:0", "rows:0", "mode0:0", "raw:0", "deprl:1"]
+DEFAULT_RUNS = ["dep_mpo:0", "dep_mpo_rows:0", "mpo_no_dep:0", "dep_mpo_raw_actions:0", "dep_mpo:1", "dep_sac:0"]
 
 
 def run_dir(out: Path, variant: str, seed: int) -> Path:
-    return out / f"{variant}_s{seed}"
+    return out / f"{variant}_seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -179,7 +187,38 @@ def table(out: Path, runs: list[tuple[str, int]], budget: Budget) -> str:
                 f"{fmt(values.get('test'))} | {fmt(theirs.get('test'))} | {fmt(values.get('steps_per_s'), 0)} |"
             )
             label = ""
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *summary(out, runs, budget)])
+
+
+def summary(out: Path, runs: list[tuple[str, int]], budget: Budget) -> list[str]:
+    """Per run, the means over the learning epochs (after the warm-up), published run first."""
+    ref = published()
+    learning = [e for e in range(budget.warmup + budget.epoch, budget.steps + 1, budget.epoch)]
+    if not learning:
+        return []
+    span = f"{learning[0] / 1e6:g}-{learning[-1] / 1e6:g} M"
+
+    def mean(values: list[float | None]) -> float | None:
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    lines = [
+        f"Means over the learning epochs ({span} steps) and the wall time of the whole run:",
+        "",
+        "| run | train ep. length | test ep. length | wall time (min) |",
+        "|---|---|---|---|",
+        f"| deprl, published | {fmt(mean([ref.get(e, {}).get('train') for e in learning]))} | "
+        f"{fmt(mean([ref.get(e, {}).get('test') for e in learning]))} | |",
+    ]
+    for variant, seed in runs:
+        directory = run_dir(out, variant, seed)
+        if not (directory / "result.json").is_file():
+            continue
+        per_epoch = epochs(directory, budget.epoch)
+        train, test = (mean([per_epoch.get(e, {}).get(kind) for e in learning]) for kind in ("train", "test"))
+        wall = json.loads((directory / "result.json").read_text())["wall_s"] / 60
+        lines.append(f"| {VARIANTS[variant][0]}, seed {seed} | {fmt(train)} | {fmt(test)} | {wall:.0f} |")
+    return lines
 
 
 def figures(out: Path, runs: list[tuple[str, int]], steps: int, figure_dir: Path) -> list[str]:
