@@ -1,12 +1,14 @@
-"""DEP-MPO on myoLegWalk-v0 against deprl's published learning curve, and three ablations.
+"""DEP-MPO on myoLegWalk-v0 against deprl's published learning curve, three ablations and DEP-SAC.
 
-The published curve (``PUBLISHED``, deprl's myoLegWalk run shipped with MyoSuite) used MyoSuite 2's
-sigmoid action mapping, ``reset_type: init``, 10 x 10 envs and 1e6 DEP-only steps; its reward
-weights match no MyoSuite release and MyoSuite 3 changed the leg model, so episode lengths are
-compared, not returns. Every run here is ``configs/dep_mpo_myolegwalk.yaml`` with that protocol
-(``PROTOCOL``): ``reset_type: init``, ``muscle_sigmoid: true``, 1e6 DEP-only steps, 2 workers x
-10 envs, bf16-mixed, 200,000-step epochs with 10 test episodes, to ``--steps`` (1.6e6). Runs
-(``VARIANTS``, one ``python -m lit_rl fit`` process each, one after the other):
+The published curve (``PUBLISHED``, deprl's myoLegWalk run of 2023-05-14 shipped with MyoSuite)
+ran on the MyoSuite of that time (1.6: the ``myoleg_v0.52`` legs model, actions in [-1, 1]
+through a sigmoid), ``reset_type: init``, 10 x 10 envs and 1e6 DEP-only steps; its reward
+weights match no MyoSuite release and MyoSuite 3's myoLegWalk-v0 is another model
+(``myolegs_with_torso.xml``), so episode lengths are compared, not returns. Every run here is
+``configs/dep_mpo_myolegwalk.yaml`` with that protocol (``PROTOCOL``): ``reset_type: init``,
+``muscle_sigmoid: true``, 1e6 DEP-only steps, 2 workers x 10 envs, bf16-mixed, 200,000-step
+epochs with 10 test episodes, to ``--steps`` (1.6e6). Runs (``VARIANTS``, one
+``python -m lit_rl fit`` process each, one after the other):
 
 - ``dep_mpo``: the config as it is (DEP ``normalization: independent``, deprl's computation);
 - ``dep_mpo_rows``: ``normalization: independent_rows`` (each row of C to norm kappa);
