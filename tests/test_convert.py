@@ -290,6 +290,13 @@ def test_ddpg_reports_mpo_args():
     assert reported_keys(report) == ["mpo_args"]
 
 
+@pytest.mark.parametrize(("agent", "class_path"), [("SAC", "lit_rl.algos.SAC"), ("TD3", "lit_rl.algos.TD3")])
+def test_dep_wrapped_sac_and_td3_convert(agent, class_path):
+    config, report = convert(minimal(agent=f"deprl.custom_agents.dep_factory(3, tonic.torch.agents.{agent}())()"))
+    assert config["model"] == {"class_path": class_path, "init_args": {"dep_mode": 3}}
+    assert report == []
+
+
 def test_every_adaptive_energy_key_lands_in_replay_adaptive_energy():
     buffer = (
         "deprl.custom_replay_buffers.AdaptiveEnergyBuffer(batch_size=32, num_acts=90, alpha=0.7, threshold=1200, "
@@ -346,7 +353,7 @@ def test_header_imports(header, imports):
 @pytest.mark.parametrize(
     ("agent", "message"),
     [
-        ("deprl.custom_agents.dep_factory(3, tonic.torch.agents.SAC())()", "tonic.torch.agents.SAC"),
+        ("deprl.custom_agents.dep_factory(3, tonic.torch.agents.D4PG())()", "tonic.torch.agents.D4PG"),
         ("tonic.torch.agents.PPO()", "tonic.torch.agents.PPO"),
         ("deprl.custom_agents.dep_factory(7, tonic.torch.agents.MPO())()", "mode"),
         ("tonic.torch.agents.MPO(replay=my.Buffer())", "my.Buffer()"),
