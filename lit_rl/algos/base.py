@@ -214,7 +214,7 @@ class OffPolicyAlgorithm(LightningModule):
             actions = torch.clamp(self.noise(actions, context.episode_starts), self.action_low, self.action_high)
         p = self.random_prob(context.env_steps)
         if p > 0:
-            uniform = self.action_low + torch.rand_like(actions) * (self.action_high - self.action_low)
+            uniform = self.uniform_actions(actions.shape[0])  # drawn before the coin flips, as always
             take_random = torch.rand(actions.shape[0], 1, device=actions.device) < p
             actions = torch.where(take_random, uniform, actions)
         return actions
