@@ -110,11 +110,11 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str, x_max: int | None =
     return f"![{title}]({figure})\n\nDrawn by `{command}`."
 
 
-def rewrite_section(name: str, text: str) -> None:
-    """Replace what lies between ``<!-- {name}:start -->`` and ``<!-- {name}:end -->`` in BENCHMARKS.md."""
+def rewrite_section(name: str, text: str, path: Path = BENCHMARKS_MD) -> None:
+    """Replace what lies between ``<!-- {name}:start -->`` and ``<!-- {name}:end -->`` in ``path``."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    old = BENCHMARKS_MD.read_text()
+    old = path.read_text()
     if start not in old or end not in old:
-        raise ValueError(f"BENCHMARKS.md has no {start} ... {end} section")
+        raise ValueError(f"{path.name} has no {start} ... {end} section")
     new = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: f"{start}\n{text}\n{end}", old, flags=re.S)
-    BENCHMARKS_MD.write_text(new)
+    path.write_text(new)

@@ -1,7 +1,8 @@
 """What the DataModule puts into a checkpoint, and the replay file that belongs to one.
 
-The schedule's counters are the same on every rank; the counts, RNG states, adaptive energy
-state and replay file are each rank's own (under DDP gathered by ``add_rank_states``). The
+The schedule's counters are the same on every rank; the counts, RNG states, envs' states
+(physics and wrappers mid-episode, muscle-state ranges), adaptive energy state and replay file
+are each rank's own (under DDP gathered by ``add_rank_states``). The
 replay is not inside the ``.ckpt``: ``EnvStepCheckpoint`` writes it next to ``last.ckpt`` and
 the checkpoint records the file's name, size, replay position and a random token stored in the
 file; it is loaded only if all of them match. The keys are those of every earlier checkpoint.
@@ -97,7 +98,10 @@ def data_state(
     if torch.cuda.is_available():
         local["cuda_rng"] = torch.cuda.get_rng_state_all()
     if collector is not None:
-        local["env_rng"] = collector.envs.rng_states()
+        local["env_rng"] = collector.envs.rng_states()  # for a resume that cannot restore the envs
+        if collector.started:
+            local["env_states"] = collector.envs.env_states()
+            local["collection"] = collector.state_dict()
     if energy is not None:
         local["adaptive_energy"] = energy.state_dict()
     return add_rank_states(shared, local)
@@ -128,9 +132,10 @@ def load_data_state(
         energy.load_state_dict(state["adaptive_energy"])
     if collector is None:  # validate/test: no training envs, no replay
         return
-    if "env_rng" in state:
+    exact = "env_states" in state and collector.envs.load_env_states(state["env_states"])
+    if not exact and "env_rng" in state:
         collector.envs.set_rng_states(state["env_rng"])
-    collector.restart()
+    collector.restart(state["collection"] if exact else None)
     if not ReplayFiles.load(collector.replay, state, ckpt_path):
         log.warning(
             "This checkpoint holds no replay buffer (full_save was off or it is a periodic "

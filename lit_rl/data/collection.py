@@ -58,7 +58,7 @@ class Collector:
         self.transitions_per_row = transitions_per_row
         self.threads_while_stepping = threads_while_stepping
         self.energy = energy
-        self.restored = False  # resumed from a checkpoint: the envs restart with fresh episodes
+        self.restored = False  # resumed from a checkpoint that could not save the episodes: the envs reset
         self._observations: np.ndarray | None = None
         self._muscle_states: np.ndarray | None = None
         self._episode_starts: np.ndarray | None = None
@@ -78,11 +78,25 @@ class Collector:
         self._episode_starts = np.ones(self.envs.num_envs, bool)
         self._log_clock = (self.progress.env_steps, time.perf_counter())  # env steps/s from here, not start-up
 
-    def restart(self) -> None:
-        """After a resume: the next ``start`` resets the envs."""
-        self.restored = True
-        self._observations = None
+    def state_dict(self) -> dict:
+        """What continues the collection where it stopped, with the envs' own states."""
+        return {
+            "episode_starts": torch.from_numpy(self._episode_starts.copy()),
+            "finished_since_log": list(self._finished_since_log),
+        }
+
+    def restart(self, state: dict | None) -> None:
+        """After a resume. ``state``: the ``state_dict`` of a collection whose envs were restored
+        mid-episode, which goes on from there; None: the next ``start`` resets the envs."""
         self._log_clock = (self.progress.env_steps, time.perf_counter())
+        if state is None:
+            self.restored = True
+            self._observations = None
+            return
+        self._observations = self.envs.current_observations()
+        self._muscle_states = self.envs.current_muscle_states()
+        self._episode_starts = state["episode_starts"].numpy().copy()
+        self._finished_since_log = [tuple(item) for item in state["finished_since_log"]]
 
     @contextmanager
     def _acting_threads(self) -> Iterator[None]:

@@ -14,7 +14,9 @@ import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
+from lit_rl.envs import snapshot
 from lit_rl.envs.faults import guarded_step
 from lit_rl.envs.make import ActionMap, EnvConfig, make_env
 
@@ -87,6 +89,13 @@ class MuscleState:
         x = 2.0 * ((length - self.min_l) / (self.max_l - self.min_l + 0.1) - 0.5)
         return x + self.force_scale * (force - self.min_f) / (self.max_f - self.min_f + 0.1)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: torch.from_numpy(getattr(self, name).copy()) for name in ("max_l", "min_l", "max_f", "min_f")}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name, value in state.items():
+            getattr(self, name)[:] = value.numpy()
+
 
 def allocate(num_envs: int, obs_dim: int, act_dim: int, muscles: int, shared: bool) -> dict:
     """The per-step arrays for ``num_envs`` envs: plain arrays, or ``RawArray`` shared memory."""
@@ -122,13 +131,19 @@ class EnvGroup:
 
     A simulator fault (``lit_rl.envs.faults``) ends that episode as a termination with reward 0,
     resets the env and counts the fault; training goes on. An env whose ``reset`` raises is
-    closed and replaced by a new one (seeded from its seed), also counted as a fault."""
+    closed and replaced by a new one (seeded from its seed), also counted as a fault.
+
+    ``env_states`` / ``load_env_states``: each env's full state in the middle of an episode
+    (``lit_rl.envs.snapshot``), its last observation, running return and length, and its
+    muscle-state range, for a resume that continues every episode exactly."""
 
     def __init__(self, config: EnvConfig, seeds: list[int], arrays: dict, lo: int, muscle_states: bool, force_scale):
         self.config = config
         self.envs = [make_env(config) for _ in seeds]
+        self.physics = snapshot.physics_of(self.envs[0])
+        self.pristine = self.physics.pristine(self.envs[0])  # before any reset changes the model
         self.seeds = seeds
-        self.replacements = 0
+        self.replacements = [0] * len(seeds)
         # RNG state of each env just before its last unseeded reset: an env that is at the start
         # of an episode reports it, so a resumed run redraws the very same initial state.
         self._start_rng: list[dict | None] = [None] * len(seeds)
@@ -170,8 +185,8 @@ class EnvGroup:
         except Exception:  # noqa: BLE001 - the broken env may not even close
             pass
         self.envs[j] = make_env(self.config)
-        self.replacements += 1
-        return self.seeds[j] + REPLACEMENT_SEED_STRIDE * self.replacements
+        self.replacements[j] += 1
+        return self.seeds[j] + REPLACEMENT_SEED_STRIDE * self.replacements[j]
 
     def reset(self) -> None:
         for j in range(len(self.envs)):
@@ -213,6 +228,47 @@ class EnvGroup:
             env.unwrapped.np_random.bit_generator.state = state
         self._seeded = True
 
+    def env_states(self) -> list[dict]:
+        """Per env: ``env`` (its snapshot as uint8 bytes, or None and ``unsupported``, the reason),
+        ``observation``, ``return``, ``length``, ``replacements``, and with muscle states ``muscles``
+        (the running range) and ``muscle_state`` (the current sensor values)."""
+        states = []
+        for j, env in enumerate(self.envs):
+            state = {
+                "observation": torch.from_numpy(self.a["observations"][j].copy()),
+                "return": float(self._returns[j]),
+                "length": int(self._lengths[j]),
+                "replacements": self.replacements[j],
+            }
+            if self.muscles is not None:
+                state["muscles"] = self.muscles[j].state_dict()
+                state["muscle_state"] = torch.from_numpy(self.a["muscle_states"][j].copy())
+            try:
+                state["env"] = torch.frombuffer(bytearray(snapshot.capture(env, self.pristine)), dtype=torch.uint8)
+            except snapshot.Unsupported as reason:
+                state["env"], state["unsupported"] = None, str(reason)
+            states.append(state)
+        return states
+
+    def load_env_states(self, states: list[dict]) -> bool:
+        """Restore ``env_states`` into these (freshly made) envs. True: every env continues its
+        episode exactly; False: some env had no snapshot, and only the muscle-state ranges and
+        replacement counts were restored (the caller resets the envs)."""
+        for j, state in enumerate(states):
+            self.replacements[j] = state["replacements"]
+            if self.muscles is not None and "muscles" in state:
+                self.muscles[j].load_state_dict(state["muscles"])
+        if any(state["env"] is None for state in states):
+            return False
+        for j, (env, state) in enumerate(zip(self.envs, states, strict=True)):
+            snapshot.restore(env, state["env"].numpy().tobytes(), self.pristine)
+            self.a["observations"][j] = state["observation"].numpy()
+            if self.muscles is not None:
+                self.a["muscle_states"][j] = state["muscle_state"].numpy()
+            self._returns[j], self._lengths[j] = state["return"], state["length"]
+        self._seeded = True
+        return True
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
@@ -220,7 +276,8 @@ class EnvGroup:
 
 class VectorEnvs:
     """What the DataModule sees: ``reset()``, ``step(actions) -> Step`` (or ``step_async`` then
-    ``step_wait``, to work while worker processes step), spaces, RNG states."""
+    ``step_wait``, to work while worker processes step), spaces, RNG states, and the envs' full
+    states for a checkpoint (``env_states`` / ``load_env_states``)."""
 
     def __init__(self, config: EnvConfig, parallel: int, sequential: int, seed: int, muscle_states: bool = False):
         if parallel < 1 or sequential < 1:
@@ -239,6 +296,7 @@ class VectorEnvs:
         probe.close()
         self.with_muscles = muscle_states
         self._faults_seen = 0
+        self._warned_unsupported = False
 
     def step(self, actions: np.ndarray) -> Step:
         self.step_async(actions)
@@ -247,6 +305,25 @@ class VectorEnvs:
     def current_muscle_states(self) -> np.ndarray | None:
         """Muscle states ``[E, m]`` to act on now (e.g. right after ``reset``)."""
         return self.arrays["muscle_states"].copy() if self.with_muscles else None
+
+    def current_observations(self) -> np.ndarray:
+        return self.arrays["observations"].copy()
+
+    def env_states(self) -> list[dict]:
+        """Every env's state (``EnvGroup.env_states``); an env that cannot be captured is named
+        once in a warning."""
+        states = self._group_states()
+        unsupported = [state["unsupported"] for state in states if state["env"] is None]
+        if unsupported and not self._warned_unsupported:
+            log.warning("%s, so a resume from a checkpoint starts every env on a new episode", unsupported[0])
+            self._warned_unsupported = True
+        return states
+
+    def load_env_states(self, states: list[dict]) -> bool:
+        """Restore ``env_states`` (before the first reset); True if every episode continues exactly."""
+        if len(states) != self.num_envs:
+            raise ValueError(f"checkpoint holds the states of {len(states)} envs, this run has {self.num_envs}")
+        return self._load_group_states(states)
 
     def seeds(self, worker: int) -> list[int]:
         """Env ``j`` of worker ``i`` gets ``seed + i * sequential + j`` (deprl)."""
@@ -291,6 +368,12 @@ class SequentialEnvs(VectorEnvs):
     def rng_states(self) -> list[dict]:
         return self.group.rng_states()
 
+    def _group_states(self) -> list[dict]:
+        return self.group.env_states()
+
+    def _load_group_states(self, states: list[dict]) -> bool:
+        return self.group.load_env_states(states)
+
     def set_rng_states(self, states: list[dict]) -> None:
         if len(states) != self.num_envs:
             raise ValueError(f"checkpoint holds RNG states for {len(states)} envs, this run has {self.num_envs}")
@@ -317,6 +400,10 @@ def _worker(index: int, config, seeds, shared_arrays, lo, muscle_states, force_s
             elif command == b"p":
                 group.set_rng_states(conn.recv())
                 conn.send_bytes(b"k")
+            elif command == b"S":
+                conn.send(group.env_states())
+            elif command == b"L":
+                conn.send(group.load_env_states(conn.recv()))
             elif command == b"c":
                 group.close()
                 return
@@ -474,21 +561,41 @@ class ParallelEnvs(VectorEnvs):
         self._returns[resets], self._lengths[resets] = 0.0, 0
         return self._collect(a)
 
-    def rng_states(self) -> list[dict]:
-        states = []
+    def _ask(self, command: bytes, payloads: list | None = None) -> list:
+        """Send ``command`` (and each worker its payload) to every worker; their answers."""
         for i, conn in enumerate(self.conns):
-            conn.send_bytes(b"g")
+            conn.send_bytes(command)
+            if payloads is not None:
+                conn.send(payloads[i])
+        answers = []
+        for i, conn in enumerate(self.conns):
             if not conn.poll(self.worker_timeout):
                 raise RuntimeError(f"env worker {i} did not answer within {self.worker_timeout:g} s")
-            states.extend(conn.recv())
-        return states
+            answers.append(conn.recv())
+        return answers
+
+    def _per_worker(self, items: list) -> list[list]:
+        return [items[i * self.sequential : (i + 1) * self.sequential] for i in range(self.parallel)]
+
+    def rng_states(self) -> list[dict]:
+        return [state for states in self._ask(b"g") for state in states]
+
+    def _group_states(self) -> list[dict]:
+        return [state for states in self._ask(b"S") for state in states]
+
+    def _load_group_states(self, states: list[dict]) -> bool:
+        exact = all(self._ask(b"L", self._per_worker(states)))
+        if exact:
+            self._returns[:] = [state["return"] for state in states]
+            self._lengths[:] = [state["length"] for state in states]
+        return exact
 
     def set_rng_states(self, states: list[dict]) -> None:
         if len(states) != self.num_envs:
             raise ValueError(f"checkpoint holds RNG states for {len(states)} envs, this run has {self.num_envs}")
-        for i, conn in enumerate(self.conns):
+        for conn, worker_states in zip(self.conns, self._per_worker(states), strict=True):
             conn.send_bytes(b"p")
-            conn.send(states[i * self.sequential : (i + 1) * self.sequential])
+            conn.send(worker_states)
         for i in range(self.parallel):
             self._wait_or_raise(i)
 
