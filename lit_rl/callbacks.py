@@ -4,6 +4,7 @@ checkpoint files."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -128,11 +129,15 @@ class EnvStepCheckpoint(ModelCheckpoint):
         if not trainer.strategy.reduce_boolean_decision(failure is None, all=True):
             replay.unlink(missing_ok=True)  # the old last.ckpt and its replay files stay as they were
             raise failure or RuntimeError("another training process failed to write its replay file")
+        before = file_identity(last)
         try:
             with datamodule.recording_replay(record):
                 save_checkpoint(self, trainer, last)
         except BaseException:
-            replay.unlink(missing_ok=True)
+            # Delete this save's replay file only if last.ckpt was not replaced: under DDP rank 0
+            # may have written it and then died, and this rank learns that in the barrier after it.
+            if file_identity(last) == before:
+                replay.unlink(missing_ok=True)
             raise
         if trainer.is_global_zero:  # only now: the new last.ckpt is in place (save_checkpoint ends in a barrier)
             for old in dirpath.glob("*.replay"):
@@ -147,6 +152,15 @@ class EnvStepCheckpoint(ModelCheckpoint):
         )
         for _, path in periodic[: -self.keep_last]:
             path.unlink()
+
+
+def file_identity(path) -> tuple[int, int] | None:
+    """Inode and modification time: changes when a file is replaced by a rename."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
 
 
 def check_output_dir(path: Path, needed_bytes: int) -> None:
