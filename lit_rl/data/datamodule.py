@@ -275,11 +275,24 @@ class RolloutDataModule(pl.LightningDataModule):
             self.energy.relabel(batch)
         return batch
 
+    def _phase_end(self, kind: str) -> Iterator[PhaseEnd]:
+        """Yield a PhaseEnd; while Lightning holds it fetched ahead, a checkpoint records it (see
+        ``Schedule.fetched_end``)."""
+        self._at_cut = True
+        self.schedule.fetched_end = kind
+        yield PHASE_END
+        self.schedule.fetched_end = None
+
     def _rollout(self) -> Iterator[Batch | PhaseEnd]:
         """One epoch: collect, and yield batches whenever the schedule triggers a phase."""
-        # A checkpoint taken at an epoch's last cut resumes into that epoch: end it (and so evaluate)
-        # as the uninterrupted run did.
         schedule, collector = self.schedule, self.collector
+        # Resumed from a checkpoint taken while a PhaseEnd was fetched ahead: yield it again, and
+        # if it ended the epoch, end the epoch here (and so evaluate) as the uninterrupted run did.
+        owed = schedule.fetched_end
+        if owed is not None:
+            yield from self._phase_end(owed)
+            if owed == "epoch":
+                return
         epoch_end = schedule.start_epoch(self.progress.env_steps)
         if not collector.started:
             collector.start()
@@ -290,12 +303,10 @@ class RolloutDataModule(pl.LightningDataModule):
                 batch.last_in_phase = schedule.take_batch()
                 yield batch
                 if batch.last_in_phase:
-                    self._at_cut = True
-                    yield PHASE_END
+                    yield from self._phase_end("phase")
             if self.progress.env_steps >= epoch_end:
-                self._at_cut = True
                 schedule.end_epoch()
-                yield PHASE_END  # every epoch yields at least one item, so evaluation always runs
+                yield from self._phase_end("epoch")  # every epoch yields at least one item, so evaluation always runs
                 return
             collector.collect(self.agent, epoch_end)
 

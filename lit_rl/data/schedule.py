@@ -63,6 +63,9 @@ class Schedule:
         self.phases = Trigger(steps_between_batches, steps_before_batches, last=0)
         self.pending_batches = 0  # batches of the running phase not yet yielded
         self.epoch_end: int | None = None  # env step at which the running epoch ends
+        # "phase" or "epoch": the PhaseEnd of that kind was yielded and Lightning has fetched it
+        # ahead but not trained on it yet; a checkpoint taken now resumes by yielding it again.
+        self.fetched_end: str | None = None
 
     def done(self, env_steps: int) -> bool:
         return env_steps >= self.total_steps
@@ -97,9 +100,11 @@ class Schedule:
             "last_phase_steps": self.phases.last,
             "pending_batches": self.pending_batches,
             "epoch_end": self.epoch_end,
+            "fetched_end": self.fetched_end,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.phases.last = state["last_phase_steps"]
         self.pending_batches = state["pending_batches"]
         self.epoch_end = state.get("epoch_end")
+        self.fetched_end = state.get("fetched_end")
