@@ -24,7 +24,6 @@ from pathlib import Path
 
 import psutil
 import torch
-
 from summary import ROOT, machine_line, rewrite_section
 
 OUT = ROOT / "bench_runs" / "soak"
@@ -91,7 +90,9 @@ def soak(minutes: float, replay: int) -> None:
             for minute in range(int(minutes) + 1):
                 time.sleep(max(0.0, start + 60 * minute - time.monotonic()))
                 if run.poll() is not None:
-                    raise RuntimeError(f"the run ended after {minute} min (exit {run.returncode}): see {OUT / 'run.log'}")
+                    raise RuntimeError(
+                        f"the run ended after {minute} min (exit {run.returncode}): see {OUT / 'run.log'}"
+                    )
                 row = {"minute": minute, "env_steps": saved_env_steps(checkpoints), **sample(process)}
                 writer.writerow(row)
                 f.flush()

@@ -2,6 +2,7 @@
 workers through ``EnvConfig.imports``)."""
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -76,3 +77,14 @@ class FaultyPendulum(PendulumEnv):
 
 
 gym.register("FaultyPendulum-v0", entry_point=FaultyPendulum, max_episode_steps=50)
+
+
+class UnpicklablePendulum(PendulumEnv):
+    """Pendulum holding a lock, which does not pickle: its state cannot be saved mid-episode."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.lock = threading.Lock()
+
+
+gym.register("UnpicklablePendulum-v0", entry_point=UnpicklablePendulum, max_episode_steps=50)

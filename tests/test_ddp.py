@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import DATA_KEY, ROOT, SMOKE, last_logged, load_ckpt, logged_rows, ok, run_cli
+from tests.crash_helpers import assert_same_run, env_states, kill_when, same, same_values, start_fit
 
 DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2"]
 DEP_SMOKE = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
@@ -128,6 +129,29 @@ def test_dep_mpo_on_myosuite_with_two_processes_resumes_each_ranks_dep(tmp_path)
         restored = load_ckpt(tmp_path / "second" / f"start-rank{rank}.pt")
         assert torch.equal(restored["replay_observations"], ends[rank]["replay_observations"])
         assert second["acting"]["ranks"][rank]["dep"]["controller"]["t"] > dep[rank]["t"]
+
+
+@pytest.mark.slow
+def test_kill_9_mid_episode_under_ddp_then_resume_is_exact(tmp_path):
+    """2 processes, 70-step episodes: the first save (100 env steps per rank) falls 50 steps into
+    every env's episode. Killed there and resumed, the run ends equal to an uninterrupted one,
+    each rank's envs, RNGs and replay position included."""
+    args = ["--config", str(SMOKE), *DDP, "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
+    args += ["--data.init_args.env.make_kwargs.max_episode_steps", "70"]
+    ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "reference"))
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    kill_when(start_fit(tmp_path, "killed", *args), lambda: (checkpoints / "last.ckpt").is_file())
+    saved = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]
+    assert [state["length"] for rank in saved["ranks"] for state in rank["env_states"]] == [50] * 4
+    ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "killed", "--ckpt_path", "last"))
+    assert_same_run(checkpoints, tmp_path / "reference" / "checkpoints")
+    resumed, reference = (
+        load_ckpt(d / "last.ckpt")[DATA_KEY] for d in (checkpoints, tmp_path / "reference" / "checkpoints")
+    )
+    for a, b in zip(resumed["ranks"], reference["ranks"], strict=True):
+        assert same_values(env_states(a), env_states(b))
+        assert same(a["env_rng"], b["env_rng"]) and same(a["torch_rng"], b["torch_rng"])
+        assert a["replay_position"] == b["replay_position"]
 
 
 def test_gradients_are_averaged_and_a_non_finite_loss_anywhere_skips_everywhere():

@@ -26,8 +26,10 @@ from tests.crash_helpers import (
 SMOKE_DEP = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
 QUIET = ["--trainer.enable_progress_bar", "false"]
 # The smoke run: 2 envs, 50-step episodes, so every save (each 200 env steps) falls where all
-# episodes have just ended; see RELIABILITY.md for resumes in the middle of episodes.
+# episodes have just ended; MID_EPISODE makes them 70 steps long, so the first save falls 30
+# steps into the second episode of each env.
 DDPG = ["--config", str(SMOKE), *QUIET]
+MID_EPISODE = ["--data.init_args.env.make_kwargs.max_episode_steps", "70", "--trainer.logger", "false"]
 CRASH = "--trainer.callbacks+=tests.crash_helpers.CrashOnSave"
 
 
@@ -94,6 +96,40 @@ def test_kill_9_mid_training_then_resume_loses_nothing_saved(reference, tmp_path
     before, after = logged_env_steps(runs[0]), logged_env_steps(runs[1])
     assert max(before) >= 100  # the killed run's flushed history stays on disk
     assert after and min(after) >= saved and max(after) == 400
+
+
+@pytest.fixture(scope="module")
+def mid_episode_reference(tmp_path_factory) -> Path:
+    working_dir = tmp_path_factory.mktemp("mid_episode_reference")
+    fit(working_dir, "reference", *MID_EPISODE)
+    return working_dir / "reference" / "checkpoints"
+
+
+def killed_at_first_save(working_dir: Path, name: str, args: list[str]) -> dict:
+    """Start a run, SIGKILL it once its first ``last.ckpt`` is written; that checkpoint's DataModule state."""
+    checkpoints = working_dir / name / "checkpoints"
+    kill_when(start_fit(working_dir, name, *args), lambda: (checkpoints / "last.ckpt").is_file())
+    return load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]
+
+
+def test_kill_9_mid_episode_then_resume_is_exact(mid_episode_reference, tmp_path):
+    """The envs' physics, wrappers and running episodes are in the checkpoint: the resumed run
+    continues every episode, and its replay rows, weights and env states equal the uninterrupted run's."""
+    saved = killed_at_first_save(tmp_path, "killed", [*DDPG, *MID_EPISODE])
+    assert saved["env_steps"] == 200 and [state["length"] for state in saved["env_states"]] == [30, 30]
+    fit(tmp_path, "killed", *MID_EPISODE, "--ckpt_path", "last")
+    assert_same_run(tmp_path / "killed" / "checkpoints", mid_episode_reference)
+
+
+def test_dep_mpo_kill_9_mid_episode_then_resume_is_exact(tmp_path):
+    """DEP-MPO on myoLegWalk-v0, 2 env workers: MyoSuite's physics and task state, the muscle-state
+    ranges DEP's inputs are normalised with, and the DEP controller all continue exactly."""
+    args = ["--config", str(SMOKE_DEP), *QUIET, "--trainer.logger", "false"]
+    ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "reference"))
+    saved = killed_at_first_save(tmp_path, "killed", args)
+    assert saved["env_steps"] == 160 and any(state["length"] > 0 for state in saved["env_states"])
+    ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "killed", "--ckpt_path", "last"))
+    assert_same_run(tmp_path / "killed" / "checkpoints", tmp_path / "reference" / "checkpoints")
 
 
 @pytest.mark.parametrize(
@@ -193,7 +229,6 @@ def test_dep_mpo_energy_state_survives_kill_9(tmp_path):
     assert resaved_dep["shape"] == killed_dep["shape"]
     assert_equal_tensors(resaved_dep["controller"], killed_dep["controller"], "DEP controller")
     assert_equal_tensors(resaved_dep["switch"], killed_dep["switch"], "DEP switching")
-    replay_after = read_replay(checkpoints)
-    newest = int(replay_before["position"][0]) - 1
-    replay_after["resets"][newest] = replay_before["resets"][newest]  # the resume marks an episode boundary
-    assert_equal_tensors(replay_after, replay_before, "replay")
+    assert_equal_tensors(
+        read_replay(checkpoints), replay_before, "replay"
+    )  # no episode boundary mark: the episodes went on

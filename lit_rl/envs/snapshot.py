@@ -94,7 +94,9 @@ class MujocoPhysics(Physics):
     def _model_arrays(model) -> dict[str, np.ndarray]:
         arrays = {name: getattr(model, name) for name in dir(model) if not name.startswith("_")}
         arrays = {name: value for name, value in arrays.items() if isinstance(value, np.ndarray)}
-        arrays.update({f"opt.{name}": np.asarray(getattr(model.opt, name)) for name in dir(model.opt) if not name.startswith("_")})
+        arrays.update(
+            {f"opt.{name}": np.asarray(getattr(model.opt, name)) for name in dir(model.opt) if not name.startswith("_")}
+        )
         return arrays
 
     @staticmethod
@@ -112,7 +114,8 @@ class MujocoPhysics(Physics):
         changed = {
             name: value.copy()
             for name, value in MujocoPhysics._model_arrays(model).items()
-            if value.shape != pristine[name].shape or not np.array_equal(value, pristine[name], equal_nan=value.dtype.kind == "f")
+            if value.shape != pristine[name].shape
+            or not np.array_equal(value, pristine[name], equal_nan=value.dtype.kind == "f")
         }
         return {"state": state, "model": changed}
 
@@ -204,7 +207,11 @@ def capture(env, pristine=None) -> bytes:
     chain = wrapper_chain(env)
     live = _live_objects(env, physics)
     attributes = [
-        {name: value for name, value in vars(obj).items() if not (i and name == "env") and live.get(id(value), ("",))[0] != "attr"}
+        {
+            name: value
+            for name, value in vars(obj).items()
+            if not (i and name == "env") and live.get(id(value), ("",))[0] != "attr"
+        }
         for i, obj in enumerate(chain)
     ]
     buffer = io.BytesIO()
@@ -219,7 +226,9 @@ def capture(env, pristine=None) -> bytes:
         raise
     except Exception as error:  # noqa: BLE001 - whatever the attribute's pickling raised
         raise Unsupported(f"{_env_name(env)}: attribute {pickler.path} cannot be pickled ({error})") from None
-    return pickle.dumps({"physics": physics.__name__, "sim": physics.capture(env, pristine), "python": buffer.getvalue()})
+    return pickle.dumps(
+        {"physics": physics.__name__, "sim": physics.capture(env, pristine), "python": buffer.getvalue()}
+    )
 
 
 def restore(env, state: bytes, pristine=None) -> None:
@@ -227,7 +236,9 @@ def restore(env, state: bytes, pristine=None) -> None:
     state = pickle.loads(state)
     physics = physics_of(env)
     if physics.__name__ != state["physics"]:
-        raise ValueError(f"{_env_name(env)}: the saved state is of a {state['physics']} env, this one is {physics.__name__}")
+        raise ValueError(
+            f"{_env_name(env)}: the saved state is of a {state['physics']} env, this one is {physics.__name__}"
+        )
     physics.restore(env, state["sim"], pristine)
     chain = wrapper_chain(env)
     unpickler = _Unpickler(io.BytesIO(state["python"]), chain)
