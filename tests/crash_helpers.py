@@ -1,21 +1,26 @@
 """Killing training runs and comparing what they leave: training subprocesses SIGKILLed at a
-chosen moment, checkpoints and replay files compared tensor by tensor, and a callback that makes
+chosen moment, checkpoints and replay files compared tensor by tensor, a callback that makes
 checkpoint saves slow or kills the process inside one (loaded by the CLI with
-``--trainer.callbacks+=tests.crash_helpers.CrashOnSave``)."""
+``--trainer.callbacks+=tests.crash_helpers.CrashOnSave``), and the random-moment kill trials
+(``kill_trial``, run by the slow suite and by bench/kill_trials.py)."""
 
 import json
 import os
 import pickle
+import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from lit_rl.contract import Batch
 from lit_rl.data.replay import ReplayBuffer
 from tests.conftest import DATA_KEY, ROOT, cli_env, load_ckpt
 
@@ -143,3 +148,153 @@ def assert_same_run(checkpoints: Path, reference: Path) -> None:
     assert a.get("updates") == b.get("updates")
     assert same(a.get("acting"), b.get("acting")), "acting state (noise, DEP, recorded observations) differs"
     assert_equal_tensors(read_replay(checkpoints), read_replay(reference), "replay")
+
+
+class PhaseMarker(Callback):
+    """Writes what the training process is doing into ``path`` ("<phase> <env_steps>"), for
+    killing it at a chosen kind of moment: ``collection`` (between batches, where the rollout
+    steps the envs or samples the replay), ``training`` (a gradient batch) and ``evaluation``.
+    A save in progress shows as ``*.tmp`` files in the checkpoint folder."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def _mark(self, trainer, phase: str) -> None:
+        with open(self.path, "w") as f:
+            f.write(f"{phase} {trainer.datamodule.env_steps}")
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._mark(trainer, "training" if isinstance(batch, Batch) else "collection")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._mark(trainer, "collection")
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._mark(trainer, "evaluation")
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self._mark(trainer, "collection")
+
+
+MOMENTS = ("collection", "training", "evaluation", "save")
+
+
+@dataclass
+class Trial:
+    target: str  # the kind of moment aimed at
+    moment: str = ""  # the kind of moment the kill hit
+    killed_at: int = 0  # env steps when killed
+    saved: int = 0  # env steps of the last.ckpt it resumed from (0: none, it started again)
+    lost: int = 0  # env steps collected before the kill that the resumed run had to collect again
+    resumed: bool = False
+    identical: bool = False  # ended in the same state as the uninterrupted run
+    clean: bool = False  # no *.tmp, no replay file other than the one last.ckpt names
+    problem: str = ""
+
+
+def kill_trial(args: list[str], working_dir: Path, reference: Path, target: str, rng, duration: float) -> Trial:
+    """One run of ``args`` killed with SIGKILL at a random moment of kind ``target`` (after a
+    random share of ``duration``, the uninterrupted run's wall time), started again as a requeued
+    job would be (same command, resume on), and compared with the uninterrupted run in ``reference``."""
+    trial = Trial(target)
+    working_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = working_dir / "run"
+    checkpoints, marker = run_dir / "checkpoints", working_dir / "phase"
+    extra = ["--trainer.callbacks+=" + json.dumps({"class_path": "tests.crash_helpers.PhaseMarker",
+                                                   "init_args": {"path": str(marker)}})]  # fmt: skip
+    if target == "save":  # 40 MB of ballast make the write of last.ckpt take long enough to hit
+        extra += ["--trainer.callbacks+=" + json.dumps({"class_path": "tests.crash_helpers.CrashOnSave",
+                                                        "init_args": {"ballast_mb": 40}})]  # fmt: skip
+    process = start_fit(working_dir, "run", *args, *extra)
+    not_before = time.monotonic() + rng.uniform(0.1, 0.9) * duration
+
+    def moment() -> str | None:
+        if time.monotonic() < not_before:
+            return None
+        try:
+            phase, steps = marker.read_text().split()
+            trial.killed_at = int(steps)
+        except (OSError, ValueError):  # not written yet, or caught between truncating and writing
+            phase = None
+        if checkpoints.is_dir() and any(checkpoints.glob("*.tmp")):
+            return "save"
+        return phase
+
+    def hit() -> bool:
+        if process.poll() is not None:
+            return True  # it finished before the target came: reported, not killed
+        trial.moment = moment() or ""
+        if trial.moment == target:
+            time.sleep(rng.uniform(0, 0.005))
+            return True
+        return False
+
+    deadline = time.monotonic() + 10 * duration + 60
+    while not hit():
+        assert time.monotonic() < deadline, f"no {target} moment within {10 * duration + 60:.0f} s"
+        time.sleep(0.001)
+    if process.poll() is not None:
+        trial.problem = f"the run ended before a {target} moment came"
+        return trial
+    os.kill(process.pid, signal.SIGKILL)
+    kill_when(process, None)  # reaps it and whatever it started
+    if (checkpoints / "last.ckpt").is_file():
+        trial.saved = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]["env_steps"]
+    trial.lost = max(trial.killed_at - trial.saved, 0)
+    result = subprocess.run(
+        [sys.executable, "-m", "lit_rl", "fit", *args, "--working_dir", str(working_dir), "--name", "run"],
+        cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    trial.resumed = result.returncode == 0
+    if not trial.resumed:
+        trial.problem = result.stderr[-2000:]
+        return trial
+    try:
+        assert_same_run(checkpoints, reference)
+        trial.identical = True
+    except AssertionError as error:
+        trial.problem = f"differs from the uninterrupted run: {error}"
+    replay = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY].get("replay_file")
+    stray = [p.name for p in checkpoints.iterdir() if p.suffix == ".tmp" or p.suffix == ".replay" and p.name != replay]
+    trial.clean = not stray
+    if stray:
+        trial.problem += f" stray files: {stray}"
+    return trial
+
+
+QUIET_RUN = ["--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
+TRIAL_CONFIGS = {  # name: (label, args, save_steps)
+    "ddpg": (
+        "DDPG Pendulum-v1, 2 envs, 70-step episodes, 800 steps, saves every 200",
+        ["--config", "configs/smoke/ddpg_pendulum.yaml", *QUIET_RUN,
+         "--data.init_args.env.make_kwargs.max_episode_steps", "70", "--data.init_args.total_steps", "800"],
+        200,
+    ),
+    "dep_mpo": (
+        "DEP-MPO myoLegWalk-v0, 2 workers x 2 envs, 480 steps, saves every 160",
+        ["--config", "configs/smoke/dep_mpo_myolegwalk.yaml", *QUIET_RUN, "--data.init_args.total_steps", "480"],
+        160,
+    ),
+}  # fmt: skip
+
+
+def run_trials(name: str, trials: int, seed: int, root: Path) -> list[Trial]:
+    """The uninterrupted run of ``TRIAL_CONFIGS[name]`` once, then ``trials`` killed and resumed
+    runs (the kinds of moment taking turns) compared with it."""
+    args = TRIAL_CONFIGS[name][1]
+    reference = root / f"{name}-reference"
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "lit_rl", "fit", *args, "--working_dir", str(reference), "--name", "run"],
+        cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    duration = time.monotonic() - start
+    rng = random.Random(seed)
+    results = []
+    for i in range(trials):
+        working_dir = root / f"{name}-{i}"
+        results.append(kill_trial(args, working_dir, reference / "run" / "checkpoints", MOMENTS[i % 4], rng, duration))
+        print(name, i, results[-1], flush=True)
+        shutil.rmtree(working_dir, ignore_errors=True)
+    return results

@@ -15,11 +15,13 @@ from lit_rl.plot import read_wandb
 from tests.conftest import DATA_KEY, ROOT, SMOKE, load_ckpt, ok, run_cli
 from tests.crash_helpers import (
     RUN_STATE,
+    TRIAL_CONFIGS,
     assert_equal_tensors,
     assert_same_run,
     assert_same_state,
     kill_when,
     read_replay,
+    run_trials,
     start_fit,
 )
 
@@ -232,3 +234,13 @@ def test_dep_mpo_energy_state_survives_kill_9(tmp_path):
     assert_equal_tensors(
         read_replay(checkpoints), replay_before, "replay"
     )  # no episode boundary mark: the episodes went on
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(TRIAL_CONFIGS))
+def test_random_moment_kill_trials(name, tmp_path):
+    """bench/kill_trials.py in small: one kill at each kind of moment (collection, training,
+    evaluation, a save), each resumed and compared with the uninterrupted run."""
+    for trial in run_trials(name, 4, seed=1, root=tmp_path):
+        assert trial.moment == trial.target and trial.resumed and trial.identical and trial.clean, trial
+        assert trial.lost <= TRIAL_CONFIGS[name][2], trial
