@@ -6,7 +6,7 @@ import sys
 COMMANDS = {
     "algorithms": "lit_rl.catalog",  # the registered algorithms and their config keys
     "convert": "lit_rl.convert",  # a deprl config -> a lit_rl config
-    "export": "lit_rl.export",  # a checkpoint's policy as TorchScript
+    "export": "lit_rl.export",  # a checkpoint's policy as ONNX or TorchScript
     "plot": "lit_rl.plot",  # learning curves
 }
 

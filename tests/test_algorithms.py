@@ -1,7 +1,8 @@
 """The suite every algorithm of ``lit_rl.algos`` passes, parametrized over the registered ones: a
 new algorithm (one file and its ``configs/smoke/<name>_pendulum.yaml``) is covered without a
-test of its own. Fit, kill -9 and resume bit-identical, ``validate``, ``export`` against
-``act_greedy``, a 2-process DDP run whose ranks end with the same weights, a bf16 run."""
+test of its own. Fit, kill -9 and resume bit-identical, ``validate``, ``export`` (TorchScript and
+ONNX under onnxruntime, with and without the env's action mapping) against ``act_greedy``, a
+2-process DDP run whose ranks end with the same weights, a bf16 run."""
 
 import json
 import os
@@ -9,10 +10,14 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+import yaml
 
 from lit_rl.algos import algorithms
+from lit_rl.envs import EnvConfig, make_env
+from lit_rl.envs.make import ActionMap
 from lit_rl.export import load_algorithm
 from tests.conftest import DATA_KEY, ROOT, load_ckpt, ok, run_cli
 from tests.crash_helpers import assert_same_run, kill_when, start_fit
@@ -102,6 +107,37 @@ def test_export_acts_like_act_greedy_without_lit_rl(reference, tmp_path):
     with torch.no_grad():
         expected = module.act_greedy(observations)
     torch.testing.assert_close(torch.load(tmp_path / "actions.pt"), expected)
+
+
+RUN_ONNX_WITHOUT_TORCH = """
+import sys
+for name in ("lit_rl", "lightning", "torch"):
+    sys.modules[name] = None
+import numpy as np
+import onnxruntime
+session = onnxruntime.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+np.save(sys.argv[3], session.run(["actions"], {"observations": np.load(sys.argv[2])})[0])
+"""
+
+
+@pytest.mark.parametrize("env_actions", [False, True], ids=["agent-actions", "env-actions"])
+def test_onnx_export_runs_under_onnxruntime_like_act_greedy(reference, env_actions, tmp_path):
+    _, checkpoints = reference
+    ckpt, policy = checkpoints / "last.ckpt", tmp_path / "policy.onnx"
+    ok(run_cli("export", "--ckpt_path", str(ckpt), "--out", str(policy), *(["--env_actions"] if env_actions else [])))
+    module = load_algorithm(ckpt)
+    observations = torch.randn(7, module.observation_dim) * 3
+    np.save(tmp_path / "obs.npy", observations.numpy())
+    command = [sys.executable, "-I", "-c", RUN_ONNX_WITHOUT_TORCH, str(policy), str(tmp_path / "obs.npy")]
+    subprocess.run([*command, str(tmp_path / "actions.npy")], check=True, timeout=120)
+    with torch.no_grad():
+        expected = module.act_greedy(observations).numpy()
+    if env_actions:  # what lit_rl's envs do with the agent's actions (Pendulum: scaled to [-2, 2])
+        config = yaml.safe_load((checkpoints.parent / "config.yaml").read_text())["data"]["init_args"]["env"]
+        mapped = ActionMap(make_env(EnvConfig(**config)).action_space, EnvConfig(**config))(expected)
+        assert not np.allclose(mapped, expected)  # the mapping does something here
+        expected = mapped
+    np.testing.assert_allclose(np.load(tmp_path / "actions.npy"), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", NAMES)
