@@ -15,13 +15,14 @@ from pathlib import Path
 import gymnasium as gym
 import torch
 from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
 
 from lit_rl.algos import OffPolicyAlgorithm
 from lit_rl.callbacks import EnvStepCheckpoint, EnvStepProgressBar, check_output_dir
 from lit_rl.data import ReplayBuffer, RolloutDataModule
 from lit_rl.distributed import RANKS_KEY, checkpoint_world_message, ddp_strategy
 from lit_rl.files import write_atomically
-from lit_rl.lightning_internals import CheckedCLI, start_method
+from lit_rl.lightning_internals import CheckedCLI, drop_wandb_anonymous, start_method
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +286,9 @@ class LitRLCLI(CheckedCLI):
         if trainer.world_size > 1 and trainer_config.get("strategy", "auto") in ("auto", "ddp"):
             ddp = {**trainer_config, "callbacks": list(configured), "strategy": ddp_strategy()}
             trainer = self.build_trainer(ddp, callbacks)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                drop_wandb_anonymous(logger)
         if start_method(trainer.strategy) != "popen":
             raise ConfigError(
                 f"--trainer.strategy {trainer_config['strategy']}: spawned or forked processes hand only the weights "

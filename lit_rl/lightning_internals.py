@@ -41,6 +41,13 @@ def start_method(strategy: Strategy) -> str:
     return getattr(strategy, "_start_method", "popen")
 
 
+def drop_wandb_anonymous(logger) -> None:
+    """Lightning's ``WandbLogger`` always passes ``anonymous=None`` to ``wandb.init``, and wandb
+    0.31 warns on every run that the setting has no effect; leave it out unless it was asked for."""
+    if logger._wandb_init.get("anonymous") is None:
+        logger._wandb_init.pop("anonymous", None)
+
+
 @contextmanager
 def tracing(module: LightningModule) -> Iterator[None]:
     """Lets ``torch.jit.trace`` touch every attribute of a module outside a Trainer (its

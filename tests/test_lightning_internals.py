@@ -9,12 +9,14 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from lit_rl.lightning_internals import (
     PREFETCHED_ITEMS,
     CheckedCLI,
     attached_trainer,
+    drop_wandb_anonymous,
     save_checkpoint,
     should_log,
     start_method,
@@ -116,3 +118,13 @@ def test_the_cli_hooks_exist_with_the_signatures_used():
     }.items():
         assert list(inspect.signature(getattr(LightningCLI, name)).parameters) == parameters, name
     assert CheckedCLI._parse_ckpt_path is not LightningCLI._parse_ckpt_path  # the override is in place
+
+
+def test_wandb_logger_passes_anonymous_and_dropping_it_silences_wandb(tmp_path, capfd):
+    logger = WandbLogger(project="lit_rl", offline=True, save_dir=str(tmp_path))
+    assert "anonymous" in logger._wandb_init and logger._wandb_init["anonymous"] is None
+    drop_wandb_anonymous(logger)
+    assert "anonymous" not in logger._wandb_init
+    logger.experiment.log({"x": 1.0})
+    logger.experiment.finish()
+    assert "anonymous" not in capfd.readouterr().err
