@@ -3,8 +3,9 @@
 
 Reads each run's logged metrics from its W&B run files (``RUN_DIR/wandb/*run-*/run-*.wandb``, offline
 or online) and any CSVLogger ``metrics.csv`` under it, groups runs whose configs differ only in
-the seed (and name), and draws one colour per config: the mean over seeds and a band from the
-lowest to the highest seed.
+the seed (and name), and draws one colour per config: with 3 or more seeds the interquartile
+mean over seeds and its 95% stratified bootstrap interval (``lit_rl.stats``, where every seed
+has data), with fewer the mean and a band from the lowest to the highest seed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ WANDB_HEADER = b":W&B"
 BLOCK = 32768
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 # Keys that do not make two runs different configs (the logger and callbacks hold run paths and ids).
-SEED_KEYS = ("seed_everything", "name", "working_dir", "resume")
+SEED_KEYS = ("seed_everything", "name", "working_dir", "resume", "ckpt_path")
 RUN_SPECIFIC_TRAINER_KEYS = ("logger", "callbacks", "default_root_dir")
 
 
@@ -126,18 +127,27 @@ def plot(run_dirs: list[Path], metric: str, x: str, out: Path, x_max: float | No
         key, label = config_key(run_dir)
         groups.setdefault(key, (label, []))[1].append(run_curve(run_dir, metric, x, x_max))
 
+    from lit_rl.stats import iqm_interval
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
     counts = {}
     for label, curves in groups.values():
         grid = np.unique(np.concatenate([xs for xs, _ in curves]))
+        if len(curves) >= 3:  # IQM needs every seed at each point: the x range all of them cover
+            grid = grid[(grid >= max(c[0][0] for c in curves)) & (grid <= min(c[0][-1] for c in curves))]
         # Each seed interpolated on the union of x values, within its own range only.
         ys = np.array([np.where((grid >= c[0][0]) & (grid <= c[0][-1]), np.interp(grid, *c), np.nan) for c in curves])
-        name = f"{label} ({len(curves)} run{'s' if len(curves) > 1 else ''})"
+        name = f"{label} ({len(curves)} run{'s' if len(curves) > 1 else ''}"
+        name += ", IQM and 95% CI)" if len(curves) >= 3 else ")"
         while name in counts:
             name += "'"
-        (line,) = ax.plot(grid, np.nanmean(ys, 0), label=name)
+        if len(curves) >= 3:
+            center, low, high = iqm_interval(ys)
+        else:
+            center, low, high = np.nanmean(ys, 0), np.nanmin(ys, 0), np.nanmax(ys, 0)
+        (line,) = ax.plot(grid, center, label=name)
         if len(curves) > 1:
-            ax.fill_between(grid, np.nanmin(ys, 0), np.nanmax(ys, 0), color=line.get_color(), alpha=0.2)
+            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
         counts[name] = len(curves)
     ax.set_xlabel(x)
     ax.set_ylabel(metric)

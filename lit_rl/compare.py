@@ -1,0 +1,125 @@
+"""``python -m lit_rl compare RUN_DIR [RUN_DIR ...] [--metric test/episode_return] [--last 1]
+[--out compare.png]``: configs compared over their seeds with honest statistics.
+
+Runs are grouped as ``plot`` groups them (configs that differ only in seed and name). Each
+run's score is the mean of its last ``--last`` logged values of ``--metric``. Per config: the
+interquartile mean over runs with its 95% stratified bootstrap interval; per pair of configs:
+the probability of improvement with its interval (``lit_rl.stats``). Prints a Markdown table
+and draws both as a figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lit_rl.plot import PlotError, config_key, run_curve
+from lit_rl.stats import improvement_interval, iqm_interval
+
+
+@dataclass
+class Group:
+    label: str
+    runs: list[Path]
+    scores: np.ndarray  # [runs]
+
+    @property
+    def interval(self) -> tuple[float, float, float]:
+        return tuple(float(v) for v in iqm_interval(self.scores))
+
+
+def score(run_dir: Path, metric: str, x: str = "env_steps", last: int = 1) -> float:
+    """The mean of the run's last ``last`` logged values of ``metric``."""
+    _, ys = run_curve(run_dir, metric, x)
+    return float(np.mean(ys[-last:]))
+
+
+def group_runs(run_dirs: list[Path], metric: str, last: int = 1) -> list[Group]:
+    groups: dict[str, tuple[str, list[Path]]] = {}
+    for run_dir in run_dirs:
+        if not run_dir.is_dir():
+            raise PlotError(f"{run_dir} is not a run directory")
+        key, label = config_key(run_dir)
+        groups.setdefault(key, (label, []))[1].append(run_dir)
+    out, labels = [], set()
+    for label, runs in groups.values():
+        while label in labels:
+            label += "'"
+        labels.add(label)
+        out.append(Group(label, runs, np.array([score(run, metric, last=last) for run in runs])))
+    return out
+
+
+def table(groups: list[Group], metric: str) -> str:
+    lines = [
+        f"| config | runs | IQM of {metric} [95% CI] | mean | min | max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for g in groups:
+        value, low, high = g.interval
+        lines.append(
+            f"| {g.label} | {len(g.runs)} | {value:.1f} [{low:.1f}, {high:.1f}] | {g.scores.mean():.1f} | "
+            f"{g.scores.min():.1f} | {g.scores.max():.1f} |"
+        )
+    if len(groups) > 1:
+        lines += ["", "| X | Y | P(X > Y) [95% CI] |", "|---|---|---|"]
+        for x, y in itertools.permutations(groups, 2):
+            p, low, high = improvement_interval(x.scores, y.scores)
+            lines.append(f"| {x.label} | {y.label} | {p:.2f} [{low:.2f}, {high:.2f}] |")
+    return "\n".join(lines)
+
+
+def figure(groups: list[Group], metric: str, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = list(itertools.permutations(groups, 2))
+    fig, axes = plt.subplots(
+        1, 2 if pairs else 1, figsize=(11 if pairs else 6, 0.6 * max(len(groups), len(pairs)) + 1.6)
+    )
+    axes = np.atleast_1d(axes)
+    for i, g in enumerate(groups):
+        value, low, high = g.interval
+        axes[0].errorbar(value, i, xerr=[[value - low], [high - value]], fmt="o", capsize=4)
+        axes[0].scatter(g.scores, [i] * len(g.scores), color="grey", s=10, zorder=3)
+    axes[0].set_yticks(range(len(groups)), [f"{g.label} ({len(g.runs)})" for g in groups])
+    axes[0].set_xlabel(f"IQM of {metric}, 95% CI (dots: runs)")
+    if pairs:
+        for i, (x, y) in enumerate(pairs):
+            p, low, high = improvement_interval(x.scores, y.scores)
+            axes[1].errorbar(p, i, xerr=[[p - low], [high - p]], fmt="o", capsize=4)
+        axes[1].axvline(0.5, color="grey", linestyle="--", linewidth=1)
+        axes[1].set_yticks(range(len(pairs)), [f"{x.label} > {y.label}" for x, y in pairs])
+        axes[1].set_xlim(0, 1)
+        axes[1].set_xlabel("probability of improvement, 95% CI")
+    for ax in axes:
+        ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lit_rl compare", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", nargs="+", type=Path, help="run directories (<working_dir>/<name>)")
+    parser.add_argument("--metric", default="test/episode_return")
+    parser.add_argument("--last", type=int, default=1, help="score: the mean of the last N logged values")
+    parser.add_argument("--out", type=Path, default=Path("compare.png"))
+    args = parser.parse_args(argv)
+    try:
+        groups = group_runs(args.run_dirs, args.metric, args.last)
+    except PlotError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    figure(groups, args.metric, args.out)
+    print(table(groups, args.metric))
+    print(f"\nwrote {args.out}")
+    return 0

@@ -1,0 +1,92 @@
+"""Seeds and sweeps with honest statistics: ``lit_rl.stats`` (the rliable protocol), ``python -m
+lit_rl sweep`` (a 3-seed x 2-value grid of the DDPG Pendulum smoke config, killed with SIGKILL
+part way and started again) and ``python -m lit_rl compare`` on what it leaves."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from scipy.stats import trim_mean
+
+from lit_rl.stats import improvement_interval, iqm, iqm_interval, probability_of_improvement
+from lit_rl.sweep import DONE
+from tests.conftest import ROOT, SMOKE, cli_env, ok, run_cli
+
+SWEEP = ["--config", str(SMOKE), "--seeds", "0-2", "--set", "model.init_args.actor_lr=1e-3,1e-4", "--jobs", "2"]
+NAMES = [f"actor_lr={lr}_seed{seed}" for lr in ("1e-3", "1e-4") for seed in range(3)]
+
+
+def test_iqm_is_the_mean_of_the_middle_half_and_its_interval_holds_it():
+    scores = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0])
+    assert iqm(scores) == pytest.approx(3.5) == trim_mean(scores, 0.25)  # 2, 3, 4, 5
+    assert iqm(np.array([1.0, 2.0, 9.0])) == pytest.approx(4.0)  # 3 runs: nothing trimmed
+    value, low, high = iqm_interval(scores)
+    assert low <= value <= high and low < high
+    curves = np.stack([scores, scores * 2], axis=1)  # 8 runs x 2 evaluation points
+    value, low, high = iqm_interval(curves)
+    assert value.shape == low.shape == (2,) and np.all(low <= value) and np.all(value <= high)
+
+
+def test_probability_of_improvement_counts_ties_half():
+    assert probability_of_improvement([3, 4, 5], [0, 1, 2]) == 1.0
+    assert probability_of_improvement([1, 2], [1, 2]) == 0.5
+    p, low, high = improvement_interval([3, 4, 5], [0, 1, 2])
+    assert (p, low, high) == (1.0, 1.0, 1.0)
+    p, low, high = improvement_interval([0.0, 2.0, 4.0], [1.0, 3.0, 5.0])
+    assert low < p < high
+
+
+def test_print_gives_one_fit_command_per_run(tmp_path):
+    result = ok(
+        run_cli("sweep", *SWEEP, "--dir", str(tmp_path), "--print", "--", "--data.init_args.total_steps", "200")
+    )
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 6
+    assert all(line.startswith("python -m lit_rl fit --config") and line.endswith("total_steps 200") for line in lines)
+    assert "--seed_everything 2 --model.init_args.actor_lr 1e-4" in lines[5] and f"--name {NAMES[5]}" in lines[5]
+    assert not list(tmp_path.iterdir())  # nothing run
+
+
+def test_sweep_survives_a_kill_and_compare_reports_iqm_and_intervals(tmp_path):
+    csv_logger = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger"]  # the table and compare read metrics.csv
+    command = [sys.executable, "-m", "lit_rl", "sweep", *SWEEP, "--dir", str(tmp_path), "--", *csv_logger]
+    log = open(tmp_path / "first.log", "w")  # noqa: SIM115
+    first = subprocess.Popen(command, cwd=ROOT, env=cli_env(), stdout=log, stderr=log, start_new_session=True)
+
+    def done(name) -> bool:
+        return (tmp_path / name / DONE).is_file()
+
+    def saved_but_unfinished(name) -> bool:
+        return (tmp_path / name / "checkpoints" / "last.ckpt").is_file() and not done(name)
+
+    deadline = time.monotonic() + 300
+    while not (any(map(done, NAMES)) and any(map(saved_but_unfinished, NAMES))):
+        assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)  # the sweep and its running fit processes, as a cancelled job
+    first.wait()
+    finished = {n: (tmp_path / n / DONE).stat().st_mtime_ns for n in NAMES if (tmp_path / n / DONE).is_file()}
+    assert 0 < len(finished) < 6
+
+    second = subprocess.run(command, cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
+    ok(second)
+    assert f"{len(finished)} finished before, {6 - len(finished)} to run" in second.stdout
+    assert all((tmp_path / n / DONE).stat().st_mtime_ns == t for n, t in finished.items())  # not run again
+    resumed = [n for n in NAMES if n not in finished and "Restored all states" in (tmp_path / f"{n}.log").read_text()]
+    assert resumed, "a killed run resumed from its checkpoint"
+    table = second.stdout
+    assert all(f"| {n} |" in table for n in NAMES)
+    assert "| actor_lr=1e-3 | 3 |" in table and "| actor_lr=1e-4 | 3 |" in table
+
+    result = ok(run_cli("compare", *(str(tmp_path / n) for n in NAMES), "--out", str(tmp_path / "compare.png")))
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| actor_lr=")]
+    assert len(rows) == 2 + 2 and "| 3 |" in rows[0]  # two configs, then P(X > Y) both ways
+    value, low, high = (
+        float(v) for v in rows[0].split("|")[3].replace("[", " ").replace("]", " ").replace(",", " ").split()
+    )
+    assert low <= value <= high
+    assert (tmp_path / "compare.png").stat().st_size > 10_000
