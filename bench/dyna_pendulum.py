@@ -27,6 +27,7 @@ from lit_rl_runs import run
 from summary import (
     figure_path,
     fmt_steps,
+    iqm_ci,
     machine_line,
     out_dir,
     plot_curves,
@@ -34,7 +35,7 @@ from summary import (
     rewrite_section,
     section,
     spread,
-    steps_spread,
+    steps_iqm,
 )
 
 CONFIGS = {"Dyna": "configs/dyna_pendulum.yaml", "DDPG": "configs/ddpg_pendulum.yaml"}
@@ -87,8 +88,9 @@ def table(results: dict[str, dict], eval_steps: int, threads: int, quick: bool, 
                 f"({real_steps(r):,}) | {r['train_seconds']:.1f} | {per_step_ms(r):.1f} |"
             )
         lines.append(
-            f"| **{name}** | median (min–max) | **{steps_spread(runs)}** | | "
-            f"{spread([r['train_seconds'] for r in runs])} | **{spread([per_step_ms(r) for r in runs])}** |"
+            f"| **{name}** | IQM [95% CI]; times: median (min–max) | **{steps_iqm(runs)}** | "
+            f"{iqm_ci([r['final_return'] for r in runs])} | {spread([r['train_seconds'] for r in runs])} | "
+            f"**{spread([per_step_ms(r) for r in runs])}** |"
         )
     parts = breakdown(results["Dyna"]["runs"])
     dyna, ddpg = results["Dyna"]["median_steps_to_minus_200"], results["DDPG"]["median_steps_to_minus_200"]
@@ -121,15 +123,16 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(CONFIGS), help="run one side only (no table, no plot)")
     parser.add_argument("--dyna-config", default=CONFIGS["Dyna"])
     parser.add_argument("--quick", action="store_true", help="QUICK_STEPS budgets, output under bench_runs/quick")
+    parser.add_argument("--report", action="store_true", help="only rebuild the table and figure from the last run")
     parser.add_argument("overrides", nargs="*", help="extra CLI overrides for the Dyna config")
     args = parser.parse_args()
     sys.argv = sys.argv[:1]  # the runs get their arguments from `run`, not from this command line
     torch.set_num_threads(args.threads)
     out = out_dir(args.quick)
     configs = {**CONFIGS, "Dyna": args.dyna_config}
-    results = {}
+    results = json.loads((out / "dyna_pendulum.json").read_text()) if args.report else {}
     for name, config in configs.items():
-        if args.only and name != args.only:
+        if args.report or args.only and name != args.only:
             continue
         overrides = [f"--data.init_args.epoch_steps={args.eval_steps}"]
         if args.quick:
@@ -143,7 +146,8 @@ def main() -> None:
     if args.only:
         (out / f"dyna_bench_{args.only.lower()}.json").write_text(json.dumps(results, indent=1))
         return
-    (out / "dyna_pendulum.json").write_text(json.dumps(results, indent=1))
+    if not args.report:
+        (out / "dyna_pendulum.json").write_text(json.dumps(results, indent=1))
     run_dirs = [Path(r["run_dir"]) for result in results.values() for r in result["runs"]]
     figure = plot_curves(
         run_dirs,

@@ -28,7 +28,10 @@ The checks (exit status 1 if one fails, after every table is written): lit_rl DD
 reach a test return of -200 within their budget for every seed; Dyna reaches it in at most half
 DDPG's median real steps.
 
-    python bench/run.py [--quick] [--seeds 0 1 2]
+``--report`` rebuilds the learning tables (summary rows: IQM with 95% stratified bootstrap
+intervals over seeds) and their figures from the JSON and run directories of the last run.
+
+    python bench/run.py [--quick] [--seeds 0 1 2] [--report]
 """
 
 from __future__ import annotations
@@ -47,13 +50,14 @@ from summary import (
     ROOT,
     figure_path,
     fmt_steps,
+    iqm_ci,
     machine_line,
     out_dir,
     plot_curves,
     rewrite_section,
     section,
     spread,
-    steps_spread,
+    steps_iqm,
 )
 
 # Both Pendulum sides' budget; quick: still past SB3's learning_starts (10,000) and its -200 (13,000).
@@ -86,12 +90,15 @@ def pendulum_table(pairs: list[tuple[str, dict, dict]], steps: int, figure: str)
                     f"{r['final_return']:.1f} | {r['train_seconds']:.1f} |"
                 )
             lines.append(
-                f"| **{name}** | median (min–max) | **{steps_spread(runs)}** | | "
-                f"**{spread([r['train_seconds'] for r in runs])}** |"
+                f"| **{name}** | IQM [95% CI]; time: median (min–max) | **{steps_iqm(runs)}** | "
+                f"{iqm_ci([r['final_return'] for r in runs])} | **{spread([r['train_seconds'] for r in runs])}** |"
             )
         ratios.append(f"{algo} **{ours['median_train_seconds'] / sb3['median_train_seconds']:.2f}**")
     lines += ["", f"lit_rl / SB3 median training time over {steps:,} steps: {', '.join(ratios)}.", "", figure]
     return "\n".join(lines)
+
+
+REPORT_ONLY = False  # --report: rebuild the tables and figures from the JSON of the last run
 
 
 def compare_with_sb3(algo: str, config: str, env: str, seeds: list[str], steps: int, threads: list[str],
@@ -100,6 +107,8 @@ def compare_with_sb3(algo: str, config: str, env: str, seeds: list[str], steps: 
     out = out_dir(quick)
     stem = Path(config).stem
     ours_json, sb3_json = out / f"lit_rl_{stem}.json", out / f"sb3_{algo}_{env}.json"
+    if REPORT_ONLY:
+        return json.loads(ours_json.read_text()), json.loads(sb3_json.read_text())
     common, runs_dir = ["--seeds", *seeds, *threads], out / f"{env.split('-')[0].lower()}_runs"
     run_script("lit_rl_runs.py", *common, "--config", config, "--out", str(ours_json), "--runs-dir", str(runs_dir),
                "--", f"--data.init_args.total_steps={steps}", f"--data.init_args.epoch_steps={eval_every}")  # fmt: skip
@@ -171,7 +180,9 @@ def timings(script: str) -> Callable[[list[str], bool], list[Check]]:
 
 
 def dyna(seeds: list[str], quick: bool) -> list[Check]:
-    run_script("dyna_pendulum.py", "--seeds", *seeds, *(["--quick"] if quick else []))
+    run_script(
+        "dyna_pendulum.py", "--seeds", *seeds, *(["--quick"] if quick else []), *(["--report"] if REPORT_ONLY else [])
+    )
     results = json.loads((out_dir(quick) / "dyna_pendulum.json").read_text())
     dyna_steps, ddpg_steps = (results[name]["median_steps_to_minus_200"] for name in ("Dyna", "DDPG"))
     reached = dyna_steps != float("inf") and dyna_steps <= 0.5 * ddpg_steps
@@ -188,7 +199,12 @@ STEPS: dict[str, Callable[[list[str], bool], list[Check]]] = {
     "DDP throughput, 1 vs 2 processes": timings("ddp_throughput.py"),
     "TD3 and SAC HalfCheetah-v5, lit_rl vs SB3": halfcheetah,
 }
-QUICK_SKIPS = ("TD3 and SAC HalfCheetah-v5, lit_rl vs SB3",)  # minutes per run: not a quick check
+QUICK_SKIPS = ("TD3 and SAC HalfCheetah-v5, lit_rl vs SB3",)
+LEARNING_STEPS = (
+    "DDPG Pendulum-v1, lit_rl vs SB3",
+    "TD3 and SAC Pendulum-v1, lit_rl vs SB3",
+    "Dyna vs DDPG Pendulum-v1",
+)  # minutes per run: not a quick check
 
 
 def busy_cpu_seconds() -> float:
@@ -228,7 +244,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the quick regression check (make bench-quick)")
     parser.add_argument("--seeds", nargs="+", help="default: 0 1 2, with --quick 0")
+    parser.add_argument(
+        "--report", action="store_true", help="only rebuild the learning tables and figures from bench_runs/*.json"
+    )
     args = parser.parse_args()
+    if args.report:
+        global REPORT_ONLY
+        REPORT_ONLY = True
+        for name in LEARNING_STEPS:
+            STEPS[name](args.seeds or ["0", "1", "2"], args.quick)
+        return
     seeds = args.seeds or (["0"] if args.quick else ["0", "1", "2"])
     seconds, checks = {}, []
     start, busy_start, own_start = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()

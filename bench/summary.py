@@ -49,10 +49,21 @@ def spread(values: list[float], fmt=lambda v: f"{v:.1f}") -> str:
     return f"{fmt(statistics.median(values))} ({fmt(min(values))}–{fmt(max(values))})"
 
 
-def steps_spread(runs: list[dict]) -> str:
-    """Steps to test return >= -200 over seeds; a seed that never gets there counts as infinitely slow."""
-    steps = [r["steps_to_minus_200"] for r in runs]
-    return spread([float("inf") if s is None else s for s in steps], fmt_steps)
+def iqm_ci(values: list[float], fmt=lambda v: f"{v:.1f}") -> str:
+    """``IQM [low, high]`` over seeds: interquartile mean and 95% stratified bootstrap interval
+    (``lit_rl.stats``, the rliable protocol)."""
+    from lit_rl.stats import iqm_interval
+
+    value, low, high = (float(v) for v in iqm_interval(values))
+    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
+
+
+def steps_iqm(runs: list[dict]) -> str:
+    """Steps to test return >= -200 over seeds as ``iqm_ci``; a seed that never gets there counts as
+    infinitely slow."""
+    return iqm_ci(
+        [float("inf") if r["steps_to_minus_200"] is None else r["steps_to_minus_200"] for r in runs], fmt_steps
+    )
 
 
 def _cpu_model() -> str:
