@@ -28,7 +28,7 @@ def out_dir(quick: bool) -> Path:
 
 
 def figure_path(name: str, quick: bool) -> Path:
-    """Full runs draw the committed figures (docs/, linked from README.md and BENCHMARKS.md), quick
+    """Full runs draw the committed figures (docs/, linked from docs/results.md and BENCHMARKS.md), quick
     runs draw next to their data."""
     return out_dir(True) / name if quick else ROOT / "docs" / name
 

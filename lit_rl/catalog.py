@@ -1,5 +1,5 @@
-"""``python -m lit_rl algorithms [--readme README.md]``: the registered algorithms and their
-``model.init_args`` keys as a Markdown table; with ``--readme`` it rewrites README.md's table
+"""``python -m lit_rl algorithms [--readme docs/cli.md]``: the registered algorithms and their
+``model.init_args`` keys as a Markdown table; with ``--readme`` it rewrites the table of that page
 (between ``<!-- algorithms:start -->`` and ``<!-- algorithms:end -->``), which
 tests/test_contract.py keeps equal to this."""
 
@@ -49,14 +49,14 @@ START, END = "<!-- algorithms:start -->", "<!-- algorithms:end -->"
 
 
 def readme_table(text: str) -> str | None:
-    """The table between the markers of a README's text (None without the markers)."""
+    """The table between the markers of a page's text (None without the markers)."""
     match = re.search(re.escape(START) + r"\n(.*?)" + re.escape(END), text, flags=re.S)
     return match.group(1).rstrip("\n") if match else None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lit_rl algorithms", description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", type=Path, help="rewrite the algorithm table of this README")
+    parser.add_argument("--readme", type=Path, help="rewrite the algorithm table of this Markdown page (docs/cli.md)")
     args = parser.parse_args(argv)
     table = algorithm_table()
     if args.readme is None:

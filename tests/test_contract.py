@@ -1,4 +1,4 @@
-"""The algorithm contract (README, "Adding an algorithm"): what a new algorithm does not write
+"""The algorithm contract (docs/extending.md, "Adding an algorithm"): what a new algorithm does not write
 cannot fail silently. ``tests.plain_algorithm.PlainDDPG`` skips every helper lit_rl offers."""
 
 import ast
@@ -118,9 +118,9 @@ def test_convert_reads_the_tonic_agents_of_every_algorithm():
     }  # fmt: skip
 
 
-def test_the_readme_algorithm_table_is_the_generated_one():
+def test_the_documented_algorithm_table_is_the_generated_one():
     from lit_rl.catalog import algorithm_table, readme_table
 
-    assert readme_table((ROOT / "README.md").read_text()) == algorithm_table(), (
-        "README.md's algorithm table is stale: python -m lit_rl algorithms --readme README.md"
+    assert readme_table((ROOT / "docs" / "cli.md").read_text()) == algorithm_table(), (
+        "docs/cli.md's algorithm table is stale: python -m lit_rl algorithms --readme docs/cli.md"
     )

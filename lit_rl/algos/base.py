@@ -5,7 +5,7 @@ target-network updates.
 A new algorithm subclasses ``OffPolicyAlgorithm`` in a file of its own in ``lit_rl/algos/``
 (it is registered and importable as ``lit_rl.algos.<Name>`` from then on) and writes
 ``explore``, ``act_greedy``, ``update`` and ``configure_optimizers``. The rules the base class
-enforces so that nothing fails silently are in README.md, "Adding an algorithm".
+enforces so that nothing fails silently are in docs/extending.md, "Adding an algorithm".
 """
 
 from __future__ import annotations
