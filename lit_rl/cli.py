@@ -35,6 +35,11 @@ class ConfigError(ValueError):
     starts; ``python -m lit_rl`` prints it as one line instead of a traceback."""
 
 
+class AlreadyFinished(Exception):
+    """``fit`` resumed a run whose checkpoint already holds ``total_steps``: nothing to train, and
+    the checkpoint is left as it is (a job killed after its last save and started again ends here)."""
+
+
 TRAINER_DEFAULTS = {
     "logger": {
         "class_path": "lightning.pytorch.loggers.WandbLogger",
@@ -173,6 +178,13 @@ class LitRLCLI(CheckedCLI):
             raise ConfigError(str(_raised_outside_jsonargparse(error))) from error
 
     def before_fit(self) -> None:
+        saved = getattr(self, "_checkpoint_data", None)
+        steps, total = (saved or {}).get("env_steps", 0), self.datamodule.schedule.total_steps
+        if saved is not None and steps >= total:
+            raise AlreadyFinished(
+                f"{self.run_dir} is finished: its checkpoint holds {steps:,} env steps of total_steps {total:,}, "
+                "so there is nothing to train (a larger --data.init_args.total_steps trains on)"
+            )
         self._check_checkpoint_spaces()
         self._check_checkpoint_replay()
         if not self._launcher:
@@ -323,3 +335,5 @@ def main(args=None) -> None:
         LitRLCLI(args=args)
     except ConfigError as error:
         sys.exit(f"lit_rl: error: {error}")
+    except AlreadyFinished as finished:
+        print(f"lit_rl: {finished}", file=sys.stderr)
