@@ -182,6 +182,7 @@ MOMENTS = ("collection", "training", "evaluation", "save")
 @dataclass
 class Trial:
     target: str  # the kind of moment aimed at
+    threshold: int = 0  # the random env step from which the first such moment was taken
     moment: str = ""  # the kind of moment the kill hit
     killed_at: int = 0  # env steps when killed
     saved: int = 0  # env steps of the last.ckpt it resumed from (0: none, it started again)
@@ -192,12 +193,39 @@ class Trial:
     problem: str = ""
 
 
-def kill_trial(args: list[str], working_dir: Path, reference: Path, target: str, rng, duration: float) -> Trial:
-    """One run of ``args`` killed with SIGKILL at a random moment of kind ``target`` (after a
-    random share of ``duration``, the uninterrupted run's wall time), started again as a requeued
-    job would be (same command, resume on), and compared with the uninterrupted run in ``reference``."""
+def _kill_at(process, trial: Trial, marker: Path, checkpoints: Path, rng) -> bool:
+    """SIGKILL ``process`` at the first ``trial.target`` moment at or after env step
+    ``trial.threshold``; False if it finished first."""
+    deadline = time.monotonic() + 300
+    while process.poll() is None:
+        assert time.monotonic() < deadline, f"no {trial.target} moment within 300 s"
+        try:
+            phase, steps = marker.read_text().split()
+        except (OSError, ValueError):  # not written yet, or caught between truncating and writing
+            time.sleep(0.001)
+            continue
+        if checkpoints.is_dir() and any(checkpoints.glob("*.tmp")):
+            phase = "save"
+        if phase == trial.target and int(steps) >= trial.threshold:
+            time.sleep(rng.uniform(0, 0.005))
+            trial.moment, trial.killed_at = phase, int(steps)
+            os.kill(process.pid, signal.SIGKILL)
+            kill_when(process, None)  # reaps it and whatever it started
+            return True
+        time.sleep(0.001)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # whatever it left running
+    except ProcessLookupError:
+        pass
+    return False
+
+
+def kill_trial(args: list[str], working_dir: Path, reference: Path, target: str, rng, total_steps: int) -> Trial:
+    """One run of ``args`` killed with SIGKILL at the first moment of kind ``target`` from a random
+    env step on (a run that ends before one comes is started again with another), started again
+    as a requeued job would be (same command, resume on), and compared with the uninterrupted run
+    in ``reference``."""
     trial = Trial(target)
-    working_dir.mkdir(parents=True, exist_ok=True)
     run_dir = working_dir / "run"
     checkpoints, marker = run_dir / "checkpoints", working_dir / "phase"
     extra = ["--trainer.callbacks+=" + json.dumps({"class_path": "tests.crash_helpers.PhaseMarker",
@@ -205,39 +233,16 @@ def kill_trial(args: list[str], working_dir: Path, reference: Path, target: str,
     if target == "save":  # 40 MB of ballast make the write of last.ckpt take long enough to hit
         extra += ["--trainer.callbacks+=" + json.dumps({"class_path": "tests.crash_helpers.CrashOnSave",
                                                         "init_args": {"ballast_mb": 40}})]  # fmt: skip
-    process = start_fit(working_dir, "run", *args, *extra)
-    not_before = time.monotonic() + rng.uniform(0.1, 0.9) * duration
-
-    def moment() -> str | None:
-        if time.monotonic() < not_before:
-            return None
-        try:
-            phase, steps = marker.read_text().split()
-            trial.killed_at = int(steps)
-        except (OSError, ValueError):  # not written yet, or caught between truncating and writing
-            phase = None
-        if checkpoints.is_dir() and any(checkpoints.glob("*.tmp")):
-            return "save"
-        return phase
-
-    def hit() -> bool:
-        if process.poll() is not None:
-            return True  # it finished before the target came: reported, not killed
-        trial.moment = moment() or ""
-        if trial.moment == target:
-            time.sleep(rng.uniform(0, 0.005))
-            return True
-        return False
-
-    deadline = time.monotonic() + 10 * duration + 60
-    while not hit():
-        assert time.monotonic() < deadline, f"no {target} moment within {10 * duration + 60:.0f} s"
-        time.sleep(0.001)
-    if process.poll() is not None:
-        trial.problem = f"the run ended before a {target} moment came"
+    for _ in range(5):
+        shutil.rmtree(working_dir, ignore_errors=True)
+        working_dir.mkdir(parents=True)
+        trial.threshold = rng.randrange(total_steps)
+        process = start_fit(working_dir, "run", *args, *extra)
+        if _kill_at(process, trial, marker, checkpoints, rng):
+            break
+    else:
+        trial.problem = f"5 runs in a row ended before a {target} moment came"
         return trial
-    os.kill(process.pid, signal.SIGKILL)
-    kill_when(process, None)  # reaps it and whatever it started
     if (checkpoints / "last.ckpt").is_file():
         trial.saved = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]["env_steps"]
     trial.lost = max(trial.killed_at - trial.saved, 0)
@@ -263,17 +268,17 @@ def kill_trial(args: list[str], working_dir: Path, reference: Path, target: str,
 
 
 QUIET_RUN = ["--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
-TRIAL_CONFIGS = {  # name: (label, args, save_steps)
+TRIAL_CONFIGS = {  # name: (label, args, save_steps, total_steps)
     "ddpg": (
         "DDPG Pendulum-v1, 2 envs, 70-step episodes, 800 steps, saves every 200",
         ["--config", "configs/smoke/ddpg_pendulum.yaml", *QUIET_RUN,
          "--data.init_args.env.make_kwargs.max_episode_steps", "70", "--data.init_args.total_steps", "800"],
-        200,
+        200, 800,
     ),
     "dep_mpo": (
         "DEP-MPO myoLegWalk-v0, 2 workers x 2 envs, 480 steps, saves every 160",
         ["--config", "configs/smoke/dep_mpo_myolegwalk.yaml", *QUIET_RUN, "--data.init_args.total_steps", "480"],
-        160,
+        160, 480,
     ),
 }  # fmt: skip
 
@@ -281,20 +286,19 @@ TRIAL_CONFIGS = {  # name: (label, args, save_steps)
 def run_trials(name: str, trials: int, seed: int, root: Path) -> list[Trial]:
     """The uninterrupted run of ``TRIAL_CONFIGS[name]`` once, then ``trials`` killed and resumed
     runs (the kinds of moment taking turns) compared with it."""
-    args = TRIAL_CONFIGS[name][1]
+    _, args, _, total_steps = TRIAL_CONFIGS[name]
     reference = root / f"{name}-reference"
-    start = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "lit_rl", "fit", *args, "--working_dir", str(reference), "--name", "run"],
         cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    duration = time.monotonic() - start
     rng = random.Random(seed)
     results = []
     for i in range(trials):
         working_dir = root / f"{name}-{i}"
-        results.append(kill_trial(args, working_dir, reference / "run" / "checkpoints", MOMENTS[i % 4], rng, duration))
+        target = MOMENTS[i % len(MOMENTS)]
+        results.append(kill_trial(args, working_dir, reference / "run" / "checkpoints", target, rng, total_steps))
         print(name, i, results[-1], flush=True)
         shutil.rmtree(working_dir, ignore_errors=True)
     return results
