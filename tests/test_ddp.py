@@ -104,7 +104,8 @@ def test_resume_restores_every_ranks_buffer_and_continues_exactly(ddp_run, tmp_p
 
 def test_resuming_with_another_number_of_processes_is_refused(ddp_run, tmp_path):
     shutil.copytree(ddp_run / "ddp", tmp_path / "ddp")
-    result = run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--name", "ddp")
+    more = ["--data.init_args.total_steps", "800"]  # a finished run would have nothing to train
+    result = run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--name", "ddp", *more)
     assert result.returncode != 0
     assert "was written by 2 training process(es)" in result.stderr
     assert "this run has 1" in result.stderr

@@ -3,6 +3,9 @@
 one fails here, by name."""
 
 import inspect
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -120,11 +123,27 @@ def test_the_cli_hooks_exist_with_the_signatures_used():
     assert CheckedCLI._parse_ckpt_path is not LightningCLI._parse_ckpt_path  # the override is in place
 
 
-def test_wandb_logger_passes_anonymous_and_dropping_it_silences_wandb(tmp_path, capfd):
+WANDB_RUN = """
+import sys
+from lightning.pytorch.loggers import WandbLogger
+from lit_rl.lightning_internals import drop_wandb_anonymous
+logger = WandbLogger(project="lit_rl", offline=True, save_dir=sys.argv[1])
+drop_wandb_anonymous(logger)
+logger.experiment.log({"x": 1.0})
+logger.experiment.finish()
+"""
+
+
+def test_wandb_logger_passes_anonymous_and_dropping_it_silences_wandb(tmp_path):
     logger = WandbLogger(project="lit_rl", offline=True, save_dir=str(tmp_path))
     assert "anonymous" in logger._wandb_init and logger._wandb_init["anonymous"] is None
     drop_wandb_anonymous(logger)
     assert "anonymous" not in logger._wandb_init
-    logger.experiment.log({"x": 1.0})
-    logger.experiment.finish()
-    assert "anonymous" not in capfd.readouterr().err
+    # A real run, in its own process: a W&B service started here would be inherited by every
+    # later test's training subprocess through the environment.
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SILENT"}
+    result = subprocess.run(
+        [sys.executable, "-c", WANDB_RUN, str(tmp_path)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "anonymous" not in result.stderr
