@@ -3,10 +3,12 @@
 
 Every combination of the ``--set`` values (``KEY`` is a ``fit`` key such as
 ``model.init_args.lr_actor``; values are split at commas) and every seed is one run, in its own
-run directory ``DIR/<key>=<value>_..._seed<S>`` (``DIR`` defaults to ``sweeps/<config name>``).
+run directory ``DIR/<key>=<value>_..._seed<S>`` (``DIR`` defaults to ``sweeps/<config name>``;
+each run's output goes to ``DIR/.sweep/<run>.log``).
 ``--jobs`` runs go at a time (default: one per two cores), each with its share of the cores as
 torch threads. A sweep started again skips the runs that finished and resumes the others from
-their ``last.ckpt`` (a run that another sweep process still runs is waited for), so a killed
+their ``last.ckpt`` (a run killed before its first save starts again, what it wrote moved to
+``DIR/.sweep/``; a run that another sweep process still runs is waited for), so a killed
 sweep loses at most the steps since each run's last save. At the end it prints a table: each
 run's final ``test/episode_return`` and, per value, the IQM over seeds with its 95% bootstrap
 interval (``python -m lit_rl compare``). ``--print`` only prints the commands, one per line, for
@@ -49,6 +51,12 @@ class Run:
     @property
     def done(self) -> bool:
         return (self.run_dir / DONE).is_file()
+
+    @property
+    def log(self) -> Path:
+        """The run's output, outside its run directory (which the CLI would move aside if it
+        held anything before the run), in ``DIR/.sweep/`` so ``DIR/*`` lists run directories only."""
+        return self.run_dir.parent / ".sweep" / f"{self.name}.log"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -103,15 +111,23 @@ def grid(
 def _start(run: Run, threads: int) -> tuple[subprocess.Popen, object] | None:
     """Start ``run`` holding its lock (inherited by the ``fit`` process, so it stays held while the
     run lives even if this sweep process dies); None if another process holds it."""
-    run.run_dir.parent.mkdir(parents=True, exist_ok=True)
-    lock = open(run.run_dir.parent / f".{run.name}.lock", "w")  # noqa: SIM115 - kept open with the run
+    run.log.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(run.log.with_suffix(".lock"), "w")  # noqa: SIM115 - kept open with the run
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock.close()
         return None
+    if (
+        run.run_dir.is_dir()
+        and any(run.run_dir.iterdir())
+        and not (run.run_dir / "checkpoints" / "last.ckpt").is_file()
+    ):
+        # Killed before its first save: start again, keeping what it wrote out of DIR/* (fit would
+        # move it aside next to the run directories).
+        run.run_dir.rename(run.log.with_name(f"{run.name}.unsaved-{time.strftime('%Y%m%d-%H%M%S')}"))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    log = open(run.run_dir.parent / f"{run.name}.log", "a")  # noqa: SIM115 - closed with the process
+    log = open(run.log, "a")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(run.command, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),))
     log.close()
     return process, lock
@@ -149,8 +165,7 @@ def execute(runs: list[Run], jobs: int) -> dict[str, int]:
                 continue
             if code == 0:
                 (run.run_dir / DONE).write_text(json.dumps({"command": run.command, "exit": code}))
-            log = run.run_dir.parent / f"{name}.log"
-            print(f"{name}: finished" if code == 0 else f"{name}: failed (exit {code}), see {log}", flush=True)
+            print(f"{name}: finished" if code == 0 else f"{name}: failed (exit {code}), see {run.log}", flush=True)
             status[name] = code
             lock.close()
             del running[name]

@@ -60,11 +60,13 @@ def test_sweep_survives_a_kill_and_compare_reports_iqm_and_intervals(tmp_path):
     def done(name) -> bool:
         return (tmp_path / name / DONE).is_file()
 
-    def saved_but_unfinished(name) -> bool:
-        return (tmp_path / name / "checkpoints" / "last.ckpt").is_file() and not done(name)
+    def saved_mid_run(name) -> bool:  # its last.ckpt is the one at 200 of 400 steps
+        return (tmp_path / name / "checkpoints" / "step=200.ckpt").is_file() and not (
+            tmp_path / name / "checkpoints" / "step=400.ckpt"
+        ).is_file()
 
     deadline = time.monotonic() + 300
-    while not (any(map(done, NAMES)) and any(map(saved_but_unfinished, NAMES))):
+    while not (any(map(done, NAMES)) and any(map(saved_mid_run, NAMES))):
         assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
         time.sleep(0.05)
     os.killpg(first.pid, signal.SIGKILL)  # the sweep and its running fit processes, as a cancelled job
@@ -76,12 +78,17 @@ def test_sweep_survives_a_kill_and_compare_reports_iqm_and_intervals(tmp_path):
     ok(second)
     assert f"{len(finished)} finished before, {6 - len(finished)} to run" in second.stdout
     assert all((tmp_path / n / DONE).stat().st_mtime_ns == t for n, t in finished.items())  # not run again
-    resumed = [n for n in NAMES if n not in finished and "Restored all states" in (tmp_path / f"{n}.log").read_text()]
+    resumed = [
+        n
+        for n in NAMES
+        if n not in finished and "Restored all states" in (tmp_path / ".sweep" / f"{n}.log").read_text()
+    ]
     assert resumed, "a killed run resumed from its checkpoint"
     table = second.stdout
     assert all(f"| {n} |" in table for n in NAMES)
     assert "| actor_lr=1e-3 | 3 |" in table and "| actor_lr=1e-4 | 3 |" in table
 
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir() and p.name[0] != ".") == sorted(NAMES)  # DIR/*
     result = ok(run_cli("compare", *(str(tmp_path / n) for n in NAMES), "--out", str(tmp_path / "compare.png")))
     rows = [line for line in result.stdout.splitlines() if line.startswith("| actor_lr=")]
     assert len(rows) == 2 + 2 and "| 3 |" in rows[0]  # two configs, then P(X > Y) both ways
