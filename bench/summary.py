@@ -52,10 +52,9 @@ def spread(values: list[float], fmt=lambda v: f"{v:.1f}") -> str:
 def iqm_ci(values: list[float], fmt=lambda v: f"{v:.1f}") -> str:
     """``IQM [low, high]`` over seeds: interquartile mean and 95% stratified bootstrap interval
     (``lit_rl.stats``, the rliable protocol)."""
-    from lit_rl.stats import iqm_interval
+    from lit_rl.stats import interval_text, iqm_interval
 
-    value, low, high = (float(v) for v in iqm_interval(values))
-    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
+    return interval_text(*iqm_interval(values), fmt)
 
 
 def steps_iqm(runs: list[dict]) -> str:

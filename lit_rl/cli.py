@@ -178,12 +178,11 @@ class LitRLCLI(CheckedCLI):
             raise ConfigError(str(_raised_outside_jsonargparse(error))) from error
 
     def before_fit(self) -> None:
-        saved = getattr(self, "_checkpoint_data", None)
-        steps, total = (saved or {}).get("env_steps", 0), self.datamodule.schedule.total_steps
-        if saved is not None and steps >= total:
+        saved, total = getattr(self, "_checkpoint_data", None), self.datamodule.schedule.total_steps
+        if saved is not None and saved["env_steps"] >= total:
             raise AlreadyFinished(
-                f"{self.run_dir} is finished: its checkpoint holds {steps:,} env steps of total_steps {total:,}, "
-                "so there is nothing to train (a larger --data.init_args.total_steps trains on)"
+                f"{self.run_dir} is finished: its checkpoint holds {saved['env_steps']:,} env steps of total_steps "
+                f"{total:,}, so there is nothing to train (a larger --data.init_args.total_steps trains on)"
             )
         self._check_checkpoint_spaces()
         self._check_checkpoint_replay()

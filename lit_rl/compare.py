@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lit_rl.plot import PlotError, config_key, run_curve
-from lit_rl.stats import improvement_interval, iqm_interval
+from lit_rl.stats import improvement_interval, interval_text, iqm_interval
 
 
 @dataclass
@@ -27,10 +27,17 @@ class Group:
     label: str
     runs: list[Path]
     scores: np.ndarray  # [runs]
+    interval: tuple[float, float, float] = ()  # IQM over runs, and its 95% interval
 
-    @property
-    def interval(self) -> tuple[float, float, float]:
-        return tuple(float(v) for v in iqm_interval(self.scores))
+    def __post_init__(self):
+        self.interval = tuple(float(v) for v in iqm_interval(self.scores))
+
+
+Improvement = tuple[Group, Group, tuple[float, float, float]]  # X, Y, P(X > Y) and its interval
+
+
+def improvements(groups: list[Group]) -> list[Improvement]:
+    return [(x, y, improvement_interval(x.scores, y.scores)) for x, y in itertools.permutations(groups, 2)]
 
 
 def score(run_dir: Path, metric: str, x: str = "env_steps", last: int = 1) -> float:
@@ -55,32 +62,29 @@ def group_runs(run_dirs: list[Path], metric: str, last: int = 1) -> list[Group]:
     return out
 
 
-def table(groups: list[Group], metric: str) -> str:
+def table(groups: list[Group], pairs: list[Improvement], metric: str) -> str:
     lines = [
         f"| config | runs | IQM of {metric} [95% CI] | mean | min | max |",
         "|---|---|---|---|---|---|",
     ]
     for g in groups:
-        value, low, high = g.interval
         lines.append(
-            f"| {g.label} | {len(g.runs)} | {value:.1f} [{low:.1f}, {high:.1f}] | {g.scores.mean():.1f} | "
+            f"| {g.label} | {len(g.runs)} | {interval_text(*g.interval)} | {g.scores.mean():.1f} | "
             f"{g.scores.min():.1f} | {g.scores.max():.1f} |"
         )
-    if len(groups) > 1:
+    if pairs:
         lines += ["", "| X | Y | P(X > Y) [95% CI] |", "|---|---|---|"]
-        for x, y in itertools.permutations(groups, 2):
-            p, low, high = improvement_interval(x.scores, y.scores)
-            lines.append(f"| {x.label} | {y.label} | {p:.2f} [{low:.2f}, {high:.2f}] |")
+        for x, y, interval in pairs:
+            lines.append(f"| {x.label} | {y.label} | {interval_text(*interval, lambda v: f'{v:.2f}')} |")
     return "\n".join(lines)
 
 
-def figure(groups: list[Group], metric: str, out: Path) -> None:
+def figure(groups: list[Group], pairs: list[Improvement], metric: str, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pairs = list(itertools.permutations(groups, 2))
     fig, axes = plt.subplots(
         1, 2 if pairs else 1, figsize=(11 if pairs else 6, 0.6 * max(len(groups), len(pairs)) + 1.6)
     )
@@ -92,11 +96,10 @@ def figure(groups: list[Group], metric: str, out: Path) -> None:
     axes[0].set_yticks(range(len(groups)), [f"{g.label} ({len(g.runs)})" for g in groups])
     axes[0].set_xlabel(f"IQM of {metric}, 95% CI (dots: runs)")
     if pairs:
-        for i, (x, y) in enumerate(pairs):
-            p, low, high = improvement_interval(x.scores, y.scores)
+        for i, (_, _, (p, low, high)) in enumerate(pairs):
             axes[1].errorbar(p, i, xerr=[[p - low], [high - p]], fmt="o", capsize=4)
         axes[1].axvline(0.5, color="grey", linestyle="--", linewidth=1)
-        axes[1].set_yticks(range(len(pairs)), [f"{x.label} > {y.label}" for x, y in pairs])
+        axes[1].set_yticks(range(len(pairs)), [f"{x.label} > {y.label}" for x, y, _ in pairs])
         axes[1].set_xlim(0, 1)
         axes[1].set_xlabel("probability of improvement, 95% CI")
     for ax in axes:
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     except PlotError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    figure(groups, args.metric, args.out)
-    print(table(groups, args.metric))
+    pairs = improvements(groups)
+    figure(groups, pairs, args.metric, args.out)
+    print(table(groups, pairs, args.metric))
     print(f"\nwrote {args.out}")
     return 0

@@ -84,9 +84,9 @@ def env_actions(ckpt_path: Path) -> EnvActions:
     config_path = ckpt_path.resolve().parent.parent / "config.yaml"
     if not config_path.is_file():
         raise ExportError(f"--env_actions needs the run's config, {config_path}, which is missing")
-    env = yaml.safe_load(config_path.read_text())["data"]["init_args"]["env"]
-    probe = make_env(EnvConfig(**env))
-    action_map = ActionMap(probe.action_space, EnvConfig(**env))
+    env = EnvConfig(**yaml.safe_load(config_path.read_text())["data"]["init_args"]["env"])
+    probe = make_env(env)
+    action_map = ActionMap(probe.action_space, env)
     probe.close()
     return EnvActions(action_map.low, action_map.high, action_map.scaled, action_map.sigmoid)
 

@@ -41,6 +41,11 @@ def iqm_interval(
     return iqm(scores), low, high
 
 
+def interval_text(value: float, low: float, high: float, fmt=lambda v: f"{v:.1f}") -> str:
+    """``value [low, high]``, as the tables print an estimate and its interval."""
+    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
+
+
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
     """P(a run of X scores above a run of Y), ties counted half."""
     x, y = np.asarray(x, float)[:, None], np.asarray(y, float)[None, :]

@@ -138,17 +138,16 @@ def execute(runs: list[Run], jobs: int) -> dict[str, int]:
     before). A run whose lock another process holds waits until it is free, then runs if that
     process did not finish it."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    status = {run.name: 0 for run in runs if run.done}
-    queue = [run for run in runs if not run.done]
+    status, queue = {}, list(runs)
     running: dict[str, tuple[Run, subprocess.Popen, object]] = {}
     told = set()
     while queue or running:
         for run in list(queue):
-            if len(running) >= jobs:
-                break
-            if run.done:  # finished by the process that held it
+            if run.done:  # before, or by the process that held it
                 queue.remove(run)
                 status[run.name] = 0
+                continue
+            if len(running) >= jobs:
                 continue
             started = _start(run, threads)
             if started is None:
@@ -176,7 +175,7 @@ def execute(runs: list[Run], jobs: int) -> dict[str, int]:
 def summary(runs: list[Run], status: dict[str, int], metric: str = "test/episode_return") -> str:
     from lit_rl.compare import score
     from lit_rl.plot import PlotError
-    from lit_rl.stats import iqm_interval
+    from lit_rl.stats import interval_text, iqm_interval
 
     lines = [f"| run | seed | status | final {metric} |", "|---|---|---|---|"]
     by_values: dict[tuple, list[float]] = {}
@@ -192,9 +191,8 @@ def summary(runs: list[Run], status: dict[str, int], metric: str = "test/episode
         lines.append(f"| {run.name} | {run.seed} | {state} | {shown} |")
     lines += ["", f"| overrides | seeds | IQM of final {metric} [95% CI] |", "|---|---|---|"]
     for values, scores in by_values.items():
-        value, low, high = iqm_interval(scores)
         label = ", ".join(f"{_short(k)}={v}" for k, v in values) or "(the config)"
-        lines.append(f"| {label} | {len(scores)} | {float(value):.1f} [{float(low):.1f}, {float(high):.1f}] |")
+        lines.append(f"| {label} | {len(scores)} | {interval_text(*iqm_interval(scores))} |")
     return "\n".join(lines)
 
 

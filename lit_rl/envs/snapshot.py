@@ -1,6 +1,6 @@
 """The full state of one env in the middle of an episode, to continue it exactly after a resume.
 
-``capture(env, pristine)`` returns bytes; ``restore(env, state, pristine)`` writes them into a
+``capture(env, pristine)`` returns bytes; ``restore(env, state)`` writes them into a
 freshly made env of the same config, which then continues the episode bit for bit. A state has
 two parts:
 
@@ -41,8 +41,12 @@ def wrapper_chain(env) -> list:
     return chain
 
 
+def _package(value) -> str:
+    return type(value).__module__.split(".")[0]
+
+
 def _is_mujoco(value) -> bool:
-    return type(value).__module__.split(".")[0] == "mujoco"
+    return _package(value) == "mujoco"
 
 
 def _is_renderer(value) -> bool:
@@ -70,7 +74,7 @@ class Physics:
         raise NotImplementedError
 
     @staticmethod
-    def restore(env, state, pristine) -> None:
+    def restore(env, state) -> None:
         raise NotImplementedError
 
 
@@ -120,7 +124,7 @@ class MujocoPhysics(Physics):
         return {"state": state, "model": changed}
 
     @staticmethod
-    def restore(env, state, pristine) -> None:
+    def restore(env, state) -> None:
         import mujoco
 
         model, data = env.unwrapped.model, env.unwrapped.data
@@ -142,14 +146,14 @@ class NoPhysics(Physics):
 
     @staticmethod
     def live(value) -> bool:
-        return _is_renderer(value) or type(value).__module__.split(".")[0] == "pygame"
+        return _is_renderer(value) or _package(value) == "pygame"
 
     @staticmethod
     def capture(env, pristine) -> None:
         return None
 
     @staticmethod
-    def restore(env, state, pristine) -> None:
+    def restore(env, state) -> None:
         pass
 
 
@@ -231,7 +235,7 @@ def capture(env, pristine=None) -> bytes:
     )
 
 
-def restore(env, state: bytes, pristine=None) -> None:
+def restore(env, state: bytes) -> None:
     """Write a ``capture`` of an env of the same config into ``env`` (freshly made)."""
     state = pickle.loads(state)
     physics = physics_of(env)
@@ -239,7 +243,7 @@ def restore(env, state: bytes, pristine=None) -> None:
         raise ValueError(
             f"{_env_name(env)}: the saved state is of a {state['physics']} env, this one is {physics.__name__}"
         )
-    physics.restore(env, state["sim"], pristine)
+    physics.restore(env, state["sim"])
     chain = wrapper_chain(env)
     unpickler = _Unpickler(io.BytesIO(state["python"]), chain)
     while (item := unpickler.load()) is not None:

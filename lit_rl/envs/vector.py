@@ -140,8 +140,7 @@ class EnvGroup:
     def __init__(self, config: EnvConfig, seeds: list[int], arrays: dict, lo: int, muscle_states: bool, force_scale):
         self.config = config
         self.envs = [make_env(config) for _ in seeds]
-        self.physics = snapshot.physics_of(self.envs[0])
-        self.pristine = self.physics.pristine(self.envs[0])  # before any reset changes the model
+        self.pristine = snapshot.physics_of(self.envs[0]).pristine(self.envs[0])  # before any reset changes the model
         self.seeds = seeds
         self.replacements = [0] * len(seeds)
         # RNG state of each env just before its last unseeded reset: an env that is at the start
@@ -261,7 +260,7 @@ class EnvGroup:
         if any(state["env"] is None for state in states):
             return False
         for j, (env, state) in enumerate(zip(self.envs, states, strict=True)):
-            snapshot.restore(env, state["env"].numpy().tobytes(), self.pristine)
+            snapshot.restore(env, state["env"].numpy().tobytes())
             self.a["observations"][j] = state["observation"].numpy()
             if self.muscles is not None:
                 self.a["muscle_states"][j] = state["muscle_state"].numpy()
