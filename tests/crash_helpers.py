@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import Callback
 
 from lit_rl.contract import Batch
 from lit_rl.data.replay import ReplayBuffer
-from tests.conftest import DATA_KEY, ROOT, cli_env, load_ckpt
+from tests.conftest import DATA_KEY, ROOT, cli_env, load_ckpt, ok, run_cli
 
 
 class CrashOnSave(Callback):
@@ -49,6 +49,13 @@ def start_fit(working_dir: Path, name: str, *args: str) -> subprocess.Popen:
     log = open(working_dir / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
     command = [sys.executable, "-m", "lit_rl", "fit", *args, "--working_dir", str(working_dir), "--name", name]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+
+
+def killed_at_first_save(working_dir: Path, name: str, args: list[str]) -> dict:
+    """Start a run, SIGKILL it once its first ``last.ckpt`` is written; that checkpoint's DataModule state."""
+    checkpoints = working_dir / name / "checkpoints"
+    kill_when(start_fit(working_dir, name, *args), lambda: (checkpoints / "last.ckpt").is_file())
+    return load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]
 
 
 def kill_when(process: subprocess.Popen, condition, timeout: float = 240) -> None:
@@ -86,7 +93,9 @@ def read_replay(checkpoints: Path) -> dict[str, torch.Tensor]:
 
 
 def same(x, y) -> bool:
-    """Equal values, tensors compared exactly, dicts and lists element by element."""
+    """Equal values, tensors and numpy arrays compared exactly, dicts and lists element by element."""
+    if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
+        return x.dtype == y.dtype and np.array_equal(x, y)
     if isinstance(x, dict) and isinstance(y, dict):
         return x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
     if isinstance(x, list | tuple) and isinstance(y, list | tuple):
@@ -127,21 +136,10 @@ def env_states(data_state: dict) -> list[dict]:
     return states
 
 
-def same_values(x, y) -> bool:
-    """``same``, with numpy arrays too."""
-    if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
-        return x.dtype == y.dtype and np.array_equal(x, y)
-    if isinstance(x, dict) and isinstance(y, dict):
-        return x.keys() == y.keys() and all(same_values(x[k], y[k]) for k in x)
-    if isinstance(x, list | tuple) and isinstance(y, list | tuple):
-        return len(x) == len(y) and all(same_values(a, b) for a, b in zip(x, y, strict=True))
-    return same(x, y)
-
-
 def assert_same_run(checkpoints: Path, reference: Path) -> None:
     a, b = load_ckpt(checkpoints / "last.ckpt"), load_ckpt(reference / "last.ckpt")
     assert_same_state(a, b, [*RUN_STATE, "replay_position"])
-    assert same_values(env_states(a[DATA_KEY]), env_states(b[DATA_KEY])), "env states differ"
+    assert same(env_states(a[DATA_KEY]), env_states(b[DATA_KEY])), "env states differ"
     assert same(a[DATA_KEY].get("collection"), b[DATA_KEY].get("collection")), "collection state differs"
     assert a["loops"] == b["loops"], "Lightning's loop counters differ"
     assert (a["global_step"], a["epoch"]) == (b["global_step"], b["epoch"])
@@ -246,10 +244,7 @@ def kill_trial(args: list[str], working_dir: Path, reference: Path, target: str,
     if (checkpoints / "last.ckpt").is_file():
         trial.saved = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]["env_steps"]
     trial.lost = max(trial.killed_at - trial.saved, 0)
-    result = subprocess.run(
-        [sys.executable, "-m", "lit_rl", "fit", *args, "--working_dir", str(working_dir), "--name", "run"],
-        cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    result = run_cli("fit", *args, "--working_dir", str(working_dir), "--name", "run", timeout=600)
     trial.resumed = result.returncode == 0
     if not trial.resumed:
         trial.problem = result.stderr[-2000:]
@@ -288,11 +283,7 @@ def run_trials(name: str, trials: int, seed: int, root: Path) -> list[Trial]:
     runs (the kinds of moment taking turns) compared with it."""
     _, args, _, total_steps = TRIAL_CONFIGS[name]
     reference = root / f"{name}-reference"
-    result = subprocess.run(
-        [sys.executable, "-m", "lit_rl", "fit", *args, "--working_dir", str(reference), "--name", "run"],
-        cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    ok(run_cli("fit", *args, "--working_dir", str(reference), "--name", "run", timeout=600))
     rng = random.Random(seed)
     results = []
     for i in range(trials):

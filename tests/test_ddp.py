@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import DATA_KEY, ROOT, SMOKE, last_logged, load_ckpt, logged_rows, ok, run_cli
-from tests.crash_helpers import assert_same_run, env_states, kill_when, same, same_values, start_fit
+from tests.crash_helpers import assert_same_run, env_states, killed_at_first_save, same
 
 DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2"]
 DEP_SMOKE = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
@@ -141,8 +141,7 @@ def test_kill_9_mid_episode_under_ddp_then_resume_is_exact(tmp_path):
     args += ["--data.init_args.env.make_kwargs.max_episode_steps", "70"]
     ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "reference"))
     checkpoints = tmp_path / "killed" / "checkpoints"
-    kill_when(start_fit(tmp_path, "killed", *args), lambda: (checkpoints / "last.ckpt").is_file())
-    saved = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]
+    saved = killed_at_first_save(tmp_path, "killed", args)
     assert [state["length"] for rank in saved["ranks"] for state in rank["env_states"]] == [50] * 4
     ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "killed", "--ckpt_path", "last"))
     assert_same_run(checkpoints, tmp_path / "reference" / "checkpoints")
@@ -150,7 +149,7 @@ def test_kill_9_mid_episode_under_ddp_then_resume_is_exact(tmp_path):
         load_ckpt(d / "last.ckpt")[DATA_KEY] for d in (checkpoints, tmp_path / "reference" / "checkpoints")
     )
     for a, b in zip(resumed["ranks"], reference["ranks"], strict=True):
-        assert same_values(env_states(a), env_states(b))
+        assert same(env_states(a), env_states(b))
         assert same(a["env_rng"], b["env_rng"]) and same(a["torch_rng"], b["torch_rng"])
         assert a["replay_position"] == b["replay_position"]
 

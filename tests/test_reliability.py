@@ -19,6 +19,7 @@ from tests.crash_helpers import (
     assert_same_run,
     assert_same_state,
     kill_when,
+    killed_at_first_save,
     read_replay,
     run_trials,
     start_fit,
@@ -104,13 +105,6 @@ def mid_episode_reference(tmp_path_factory) -> Path:
     working_dir = tmp_path_factory.mktemp("mid_episode_reference")
     fit(working_dir, "reference", *MID_EPISODE)
     return working_dir / "reference" / "checkpoints"
-
-
-def killed_at_first_save(working_dir: Path, name: str, args: list[str]) -> dict:
-    """Start a run, SIGKILL it once its first ``last.ckpt`` is written; that checkpoint's DataModule state."""
-    checkpoints = working_dir / name / "checkpoints"
-    kill_when(start_fit(working_dir, name, *args), lambda: (checkpoints / "last.ckpt").is_file())
-    return load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]
 
 
 def test_kill_9_mid_episode_then_resume_is_exact(mid_episode_reference, tmp_path):
