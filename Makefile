@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/ddpg_pendulum.yaml
 TORCH := torch==2.13.0
 
-.PHONY: train test test-all lint format bench bench-quick bench-learning deprl-fixture clean osmesa
+.PHONY: train test test-all lint format bench bench-quick bench-learning deprl-fixture deprl-golden clean osmesa
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -70,6 +70,24 @@ deprl-fixture: $(VENV)/.installed
 	$(DEPRL_VENV)/bin/pip install --quiet six "numpy<2"
 	$(PY) tests/fixtures/deprl_dep/make_fixture.py inputs
 	$(DEPRL_VENV)/bin/python tests/fixtures/deprl_dep/make_fixture.py actions
+
+# Regenerates tests/fixtures/deprl_head/{mpo,env_path}.npz: deprl's current source (GitHub HEAD 790df86,
+# gymnasium-based) on MyoSuite 3.0, patched at import by tests/fixtures/deprl_head/shim.py, in a throwaway
+# venv. DEPRL_SOURCE: the GitHub archive (default) or a local tarball of it, e.g.
+#   make deprl-golden DEPRL_SOURCE=../shared/reference/deprl-790df86.tar.gz
+DEPRL_SOURCE ?= https://github.com/martius-lab/depRL/archive/790df86.tar.gz
+DEPRL_HEAD_VENV ?= /tmp/lit_rl_deprl_head_venv
+deprl-golden: $(VENV)/.installed
+	test -x $(DEPRL_HEAD_VENV)/bin/python || $(PYTHON) -m venv $(DEPRL_HEAD_VENV)
+	$(DEPRL_HEAD_VENV)/bin/pip install --quiet $(TORCH)
+	$(DEPRL_HEAD_VENV)/bin/pip install --quiet myosuite==3.0.0 pyyaml termcolor pandas gdown
+	rm -rf $(DEPRL_HEAD_VENV)/deprl-src && mkdir -p $(DEPRL_HEAD_VENV)/deprl-src
+	case "$(DEPRL_SOURCE)" in http*) curl -sSL "$(DEPRL_SOURCE)" ;; *) cat "$(DEPRL_SOURCE)" ;; esac \
+		| tar xz --strip-components=1 -C $(DEPRL_HEAD_VENV)/deprl-src
+	OMP_NUM_THREADS=1 $(DEPRL_HEAD_VENV)/bin/python tests/fixtures/deprl_head/make_mpo_fixture.py \
+		--deprl-source $(DEPRL_HEAD_VENV)/deprl-src
+	OMP_NUM_THREADS=1 $(DEPRL_HEAD_VENV)/bin/python tests/fixtures/deprl_head/make_env_fixture.py \
+		--deprl-source $(DEPRL_HEAD_VENV)/deprl-src
 
 clean:
 	rm -rf runs bench_runs .pytest_cache .ruff_cache

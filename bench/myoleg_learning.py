@@ -10,14 +10,19 @@ weights match no MyoSuite release and MyoSuite 3's myoLegWalk-v0 is another mode
 epochs with 10 test episodes, to ``--steps`` (1.6e6). Runs (``VARIANTS``, one
 ``python -m lit_rl fit`` process each, one after the other):
 
-- ``dep_mpo``: the config as it is (DEP ``normalization: independent``, deprl's computation);
+- ``dep_mpo``: the config as it is (deprl's computation: DEP ``normalization: independent``, the
+  actor on raw observations, float32 normaliser statistics, the terminal muscle state in DEP's
+  range, deprl's phase timing; docs/dep.md);
+- ``dep_mpo_actor_normalized``: ``normalize_observations: true`` (the actor normalises too);
+- ``dep_mpo_exact_statistics``: ``normalizer_statistics: exact`` (float64 running statistics);
 - ``dep_mpo_rows``: ``normalization: independent_rows`` (each row of C to norm kappa);
 - ``mpo_no_dep``: ``dep_mode: 0``, plain MPO from the first step (no DEP);
 - ``dep_mpo_raw_actions``: ``muscle_sigmoid: false``, MyoSuite 3's raw [0, 1] activations;
 - ``dep_sac``: DEP-SAC, ``configs/dep_sac_myolegwalk.yaml`` (the same env, DEP, replay and schedule).
 
 Each run's directory (``bench_runs/myoleg_learning/<variant>_seed<seed>``: config.yaml, CSVLogger
-metrics.csv) is kept; a run that finished (it has ``result.json``) is not run again, so the
+metrics.csv, checkpoints every 400,000 steps) is kept; a run that finished (it has
+``result.json``) is not run again and an interrupted one resumes from its last checkpoint, so the
 script can be stopped and started again, and ``--report`` only rewrites the table and figures
 from what is there. Writes the ``myoleg-learning-table`` section of BENCHMARKS.md and
 docs/myoleg_learning_{test,train}.png (drawn by ``python -m lit_rl plot``, with the published
@@ -51,10 +56,21 @@ PROTOCOL = [
     "--data.init_args.test_episodes", "10",
     "--trainer.precision", "bf16-mixed",
     "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
-    "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_progress_bar", "false",
+    "--data.init_args.save_steps", "400000",  # checkpoints (with the replay): an interrupted run resumes
 ]  # fmt: skip
 VARIANTS = {  # name: (label, config, overrides)
-    "dep_mpo": ("DEP-MPO, `independent` (deprl's DEP)", CONFIG, []),
+    "dep_mpo": ("DEP-MPO, deprl's computation", CONFIG, []),
+    "dep_mpo_actor_normalized": (
+        "DEP-MPO, actor on normalised observations",
+        CONFIG,
+        ["--model.init_args.normalize_observations", "true"],
+    ),
+    "dep_mpo_exact_statistics": (
+        "DEP-MPO, exact normaliser statistics",
+        CONFIG,
+        ["--model.init_args.normalizer_statistics", "exact"],
+    ),
     "dep_mpo_rows": (
         "DEP-MPO, `independent_rows`",
         CONFIG,
@@ -68,7 +84,10 @@ VARIANTS = {  # name: (label, config, overrides)
     ),
     "dep_sac": ("DEP-SAC (`configs/dep_sac_myolegwalk.yaml`)", "configs/dep_sac_myolegwalk.yaml", []),
 }
-DEFAULT_RUNS = ["dep_mpo:0", "dep_mpo_rows:0", "mpo_no_dep:0", "dep_mpo_raw_actions:0", "dep_mpo:1", "dep_sac:0"]
+DEFAULT_RUNS = [
+    "dep_mpo:0", "dep_mpo_actor_normalized:0", "dep_mpo_exact_statistics:0", "dep_mpo:1",
+    "dep_mpo_rows:0", "mpo_no_dep:0", "dep_mpo_raw_actions:0", "dep_sac:0",
+]  # fmt: skip
 
 
 def run_dir(out: Path, variant: str, seed: int) -> Path:
@@ -97,12 +116,16 @@ def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
     if (directory / "result.json").is_file():
         print(f"{directory.name}: done already", flush=True)
         return
-    shutil.rmtree(directory, ignore_errors=True)  # an unfinished run starts again from scratch
+    if not (directory / "checkpoints" / "last.ckpt").is_file():
+        shutil.rmtree(directory, ignore_errors=True)  # killed before its first save: start again
+    wall = directory / "wall_s.json"  # the wall time of the finished segments (a resumed run has several)
     start = time.perf_counter()
     args = command(out, variant, seed, budget)
     print(f"{directory.name}: python {' '.join(args[1:])}", flush=True)
     subprocess.run(args, cwd=ROOT, check=True)
-    result = {"variant": variant, "seed": seed, **asdict(budget), "wall_s": time.perf_counter() - start}
+    segments = [*(json.loads(wall.read_text()) if wall.is_file() else []), time.perf_counter() - start]
+    wall.write_text(json.dumps(segments))
+    result = {"variant": variant, "seed": seed, **asdict(budget), "wall_s": sum(segments), "segments": len(segments)}
     (directory / "result.json").write_text(json.dumps(result))
 
 
@@ -115,8 +138,12 @@ def epochs(directory: Path, epoch_steps: int) -> dict[int, dict[str, float]]:
     """Per epoch end (env steps): the mean train episode length over the epoch's episodes (each
     logged point is a mean over the episodes since the previous one, ``train/episodes`` counts
     them), the test episode length, and env steps/s over the epoch."""
-    (metrics,) = directory.glob("**/metrics.csv")
-    rows = sorted(read_rows(metrics), key=lambda r: r["env_steps"])
+    rows: list[dict[str, float]] = []
+    for metrics in sorted(directory.glob("**/metrics.csv"), key=lambda p: p.stat().st_mtime):
+        segment = [r for r in read_rows(metrics) if "env_steps" in r]
+        if segment:  # a resumed segment replaces what the killed one logged after its last save
+            rows = [r for r in rows if r["env_steps"] < min(r["env_steps"] for r in segment)] + segment
+    rows.sort(key=lambda r: r["env_steps"])
     out: dict[int, dict[str, float]] = {}
     episodes, steps = 0.0, 0.0
     sums: dict[int, list[float]] = {}  # epoch -> [length sum, episodes, env steps, seconds]

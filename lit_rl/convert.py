@@ -89,6 +89,16 @@ REPLAY_KEYS = {
     "batch_iterations": "batch_iterations",
 }
 
+# --- deprl's computation where lit_rl's defaults differ (docs/dep.md, "What differs from deprl") --------------
+# tonic's actors never see the observation normaliser (Actor.initialize passes it into the encoder's
+# action_space slot) and its MeanStd sums in float32; deprl's Sequential workers read the muscle state
+# after a terminal step too; its trainer hands Buffer.ready the step count from before the vector step.
+DEPRL_COMPUTATION = {
+    "model": {"normalize_observations": "critic", "normalizer_statistics": "float32"},
+    "data": {"terminal_muscle_range": True},  # with DEP only
+    "replay": {"phase_clock": "before_step"},
+}
+
 # --- The adaptive energy replay ---------------------------------------------------------------------------
 # deprl.custom_replay_buffers.AdaptiveEnergyBuffer (sconegym walk configs) is a Buffer whose own arguments
 # become `replay.adaptive_energy` (lit_rl.data.AdaptiveEnergyConfig).
@@ -522,6 +532,7 @@ def convert(deprl_config: dict) -> tuple[dict, list[str]]:
                 replay[name] = _plain(f"mpo_args.{name}", value, _integer)
             elif value is not None:
                 _report(report, f"mpo_args.{name}", value, "no lit_rl MPO setting")
+    init_args.update(DEPRL_COMPUTATION["model"])
     init_args["dep_mode"] = dep_mode
     dep = deprl_config.get("DEP")
     if dep is not None and not isinstance(dep, dict):
@@ -536,9 +547,11 @@ def convert(deprl_config: dict) -> tuple[dict, list[str]]:
     for key in ("parallel", "sequential"):
         if tonic.get(key) is not None:
             data[key] = _plain(f"tonic.{key}", tonic[key], _integer)
-    if replay:
-        order = [*REPLAY_KEYS.values(), "adaptive_energy"]
-        data["replay"] = {lit_key: replay[lit_key] for lit_key in order if lit_key in replay}
+    if dep_mode > 0:
+        data.update(DEPRL_COMPUTATION["data"])
+    order = [*REPLAY_KEYS.values(), "adaptive_energy"]
+    data["replay"] = {lit_key: replay[lit_key] for lit_key in order if lit_key in replay}
+    data["replay"].update(DEPRL_COMPUTATION["replay"])
     data.update(schedule)
 
     config: dict[str, Any] = {}

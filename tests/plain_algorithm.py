@@ -32,12 +32,12 @@ class PlainDDPG(OffPolicyAlgorithm):
 
     def pi(self, observations, target=False):
         return self.scale_action(
-            torch.tanh((self.actor_target if target else self.actor)(self.normalize(observations)))
+            torch.tanh((self.actor_target if target else self.actor)(self.normalize_for_actor(observations)))
         )
 
     def q(self, observations, actions, target=False):
         critic = self.critic_target if target else self.critic
-        return critic(torch.cat([self.normalize(observations), actions], -1)).squeeze(-1)
+        return critic(torch.cat([self.normalize_for_critic(observations), actions], -1)).squeeze(-1)
 
     def explore(self, observations, env_steps, episode_starts):
         return self.pi(observations)

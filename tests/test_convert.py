@@ -30,6 +30,9 @@ MYO_DEP = {
     "with_learning": True,
 }
 MPO_ARGS = {"hidden_size": 1024, "lr_actor": 3.53e-05, "lr_critic": 6.081e-05, "lr_dual": 0.00213}
+# deprl's computation (docs/dep.md, "What differs from deprl"): every converted agent
+DEPRL_MODEL = {"normalize_observations": "critic", "normalizer_statistics": "float32"}
+DEPRL_REPLAY = {"phase_clock": "before_step"}
 MYO_HEADER = "import deprl, myosuite; from myosuite.utils import gym"
 
 
@@ -42,7 +45,7 @@ def myosuite_expected(env_id: str, name: str, make_kwargs: dict, mpo_args: dict,
         "full_save": True,
         "model": {
             "class_path": "lit_rl.algos.MPO",
-            "init_args": {**mpo_args, "dep_mode": 3, "dep": MYO_DEP},
+            "init_args": {**mpo_args, **DEPRL_MODEL, "dep_mode": 3, "dep": MYO_DEP},
         },
         "data": {
             "class_path": "lit_rl.data.RolloutDataModule",
@@ -58,12 +61,14 @@ def myosuite_expected(env_id: str, name: str, make_kwargs: dict, mpo_args: dict,
                 "test_env": None,
                 "parallel": 20,
                 "sequential": 10,
+                "terminal_muscle_range": True,
                 "replay": {
                     "return_steps": 3,
                     "batch_size": 256,
                     "steps_before_batches": 200000,
                     "steps_between_batches": 1000,
                     "batch_iterations": 30,
+                    **DEPRL_REPLAY,
                 },
                 "total_steps": 100000000,
                 "epoch_steps": 200000,
@@ -164,6 +169,7 @@ def test_scone_walk_converts_the_adaptive_energy_replay():
             "steps_between_batches": 1000,
             "batch_iterations": 30,
             "adaptive_energy": {"num_acts": 18},
+            **DEPRL_REPLAY,
         },
     )
     assert (init_args["total_steps"], init_args["epoch_steps"], init_args["save_steps"]) == (500000000, 200000, 1000000)
@@ -267,7 +273,7 @@ def test_defaults_and_numbers():
         "env_args": {},
         "imports": [],
     }
-    assert_same(data["replay"], {"size": 100000, "discount": 0.98})
+    assert_same(data["replay"], {"size": 100000, "discount": 0.98, **DEPRL_REPLAY})
     assert_same([data["total_steps"], data["epoch_steps"], data["save_steps"]], [20000, 1000, 5000])
     assert report == []
 
@@ -276,7 +282,8 @@ def test_undepped_agent_reports_the_dep_block():
     deprl = minimal(agent="tonic.torch.agents.MPO(replay=deprl.replays.buffers.Buffer(batch_size=64))")
     deprl["DEP"] = {"kappa": 1000}
     config, report = convert(deprl)
-    assert config["model"] == {"class_path": "lit_rl.algos.MPO", "init_args": {"dep_mode": 0}}
+    assert config["model"] == {"class_path": "lit_rl.algos.MPO", "init_args": {**DEPRL_MODEL, "dep_mode": 0}}
+    assert "terminal_muscle_range" not in config["data"]["init_args"]  # DEP's input only
     assert reported_keys(report) == ["DEP"]
 
 
@@ -285,15 +292,16 @@ def test_ddpg_reports_mpo_args():
     deprl["mpo_args"] = MPO_ARGS
     deprl["DEP"] = {"kappa": 1000}
     config, report = convert(deprl)
-    assert config["model"] == {"class_path": "lit_rl.algos.DDPG", "init_args": {"dep_mode": 1, "dep": {"kappa": 1000}}}
-    assert "replay" not in config["data"]["init_args"]
+    init_args = {**DEPRL_MODEL, "dep_mode": 1, "dep": {"kappa": 1000}}
+    assert config["model"] == {"class_path": "lit_rl.algos.DDPG", "init_args": init_args}
+    assert config["data"]["init_args"]["replay"] == DEPRL_REPLAY
     assert reported_keys(report) == ["mpo_args"]
 
 
 @pytest.mark.parametrize(("agent", "class_path"), [("SAC", "lit_rl.algos.SAC"), ("TD3", "lit_rl.algos.TD3")])
 def test_dep_wrapped_sac_and_td3_convert(agent, class_path):
     config, report = convert(minimal(agent=f"deprl.custom_agents.dep_factory(3, tonic.torch.agents.{agent}())()"))
-    assert config["model"] == {"class_path": class_path, "init_args": {"dep_mode": 3}}
+    assert config["model"] == {"class_path": class_path, "init_args": {**DEPRL_MODEL, "dep_mode": 3}}
     assert report == []
 
 
@@ -308,6 +316,7 @@ def test_every_adaptive_energy_key_lands_in_replay_adaptive_energy():
         "adaptive_energy": {
             "num_acts": 90, "alpha": 0.7, "threshold": 1200.0, "lr": 8e-4, "lr_decimation": 0.8, "cost_function": 2,
         },
+        **DEPRL_REPLAY,
     }  # fmt: skip
     assert reported_keys(report) == []
     with pytest.raises(ConvertError, match="AdaptiveEnergyBuffer needs num_acts"):

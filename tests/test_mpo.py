@@ -144,7 +144,7 @@ def test_critic_broadcasts_observations_over_action_samples():
     assert torch.allclose(q[3], module.q(obs, actions[3]))
     # The split first layer computes the same function as one layer on [s, a].
     critic = module.critic
-    inputs = torch.cat([module.normalize(obs).expand(7, -1, -1), actions], -1)
+    inputs = torch.cat([module.normalize_for_critic(obs).expand(7, -1, -1), actions], -1)
     plain = critic.output(critic.hidden(critic.input(inputs))).squeeze(-1)
     assert torch.allclose(q, plain, atol=1e-5)
 

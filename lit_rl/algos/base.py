@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, is_dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from lightning.pytorch import LightningModule
@@ -61,7 +61,12 @@ class OffPolicyAlgorithm(LightningModule):
         observation_dim: observation size; linked from the DataModule by the CLI.
         action_bounds: ``[low, high]`` of the agent's actions; linked from the DataModule.
         normalize_observations: keep a running mean/std of the observations acted on and feed
-            the networks normalised observations (statistics updated after each training phase).
+            the networks normalised observations (statistics updated after each training phase):
+            ``true`` for actor and critic, ``critic`` for the critic only, the actor (acting,
+            evaluation, export) on raw observations, as deprl (tonic's ``Actor.initialize``
+            hands the normaliser to its encoder's ``action_space`` slot), ``false`` for none.
+        normalizer_statistics: ``exact`` (float64) or ``float32``, deprl's running sums (see
+            ``lit_rl.nets.ObservationNormalizer``).
         dep_mode: DEP-RL switching mode (deprl's ``dep_factory`` number): 0 no DEP, 1
             InitExplore, 2 DetSwitch, 3 StochSwitch (the paper's), 4 PureDep (DEP only, nothing
             trained). See ``lit_rl.explore.DEPSwitch``. Modes 1-4 need muscle states, so a MuJoCo
@@ -98,7 +103,7 @@ class OffPolicyAlgorithm(LightningModule):
         self,
         observation_dim: int | None = None,
         action_bounds: list[list[float]] | None = None,
-        normalize_observations: bool = False,
+        normalize_observations: bool | Literal["critic"] = False,
         dep_mode: int = 0,
         dep: DEPConfig | None = None,
         random_steps: int = 0,
@@ -106,6 +111,7 @@ class OffPolicyAlgorithm(LightningModule):
         noise_std: float = 0.1,
         ou_theta: float = 0.15,
         ou_dt: float = 0.01,
+        normalizer_statistics: Literal["exact", "float32"] = "exact",
     ):
         super().__init__()
         self.save_hyperparameters()  # Lightning collects the subclasses' __init__ arguments too
@@ -130,7 +136,12 @@ class OffPolicyAlgorithm(LightningModule):
         self.action_dim = len(action_bounds[0])
         self.register_buffer("action_low", torch.tensor(action_bounds[0], dtype=torch.float32))
         self.register_buffer("action_high", torch.tensor(action_bounds[1], dtype=torch.float32))
-        self.normalizer = ObservationNormalizer(observation_dim) if normalize_observations else None
+        if normalize_observations not in (True, False, "critic"):
+            raise ValueError(f"normalize_observations must be true, false or critic, got {normalize_observations!r}")
+        self.normalizer = (
+            ObservationNormalizer(observation_dim, statistics=normalizer_statistics) if normalize_observations else None
+        )
+        self.actor_normalizes = normalize_observations is True
         self.random_steps = random_steps
         self.noise = None
         if exploration_noise is not None:
@@ -299,8 +310,13 @@ class OffPolicyAlgorithm(LightningModule):
         """The data side as an algorithm may see it: env steps, replay samples, recent transitions."""
         return self.trainer.datamodule.view
 
-    def normalize(self, observations: torch.Tensor) -> torch.Tensor:
+    def normalize_for_critic(self, observations: torch.Tensor) -> torch.Tensor:
+        """What a critic (or any value network) is fed: normalised when ``normalize_observations``."""
         return self.normalizer(observations) if self.normalizer is not None else observations
+
+    def normalize_for_actor(self, observations: torch.Tensor) -> torch.Tensor:
+        """What the policy is fed: raw with ``normalize_observations: critic`` (deprl's)."""
+        return self.normalizer(observations) if self.actor_normalizes else observations
 
     def record_observations(self, observations: torch.Tensor) -> None:
         if self.normalizer is not None:

@@ -25,8 +25,8 @@ class DDPG(OffPolicyAlgorithm):
         critic_lr: Adam learning rate of the critic.
         tau: Polyak rate of the target networks, applied after every batch.
         max_grad_norm: clip each network's gradient norm to this value (None: no clipping).
-        observation_dim, action_bounds, normalize_observations, dep_mode, dep, random_steps,
-            exploration_noise, noise_std, ou_theta, ou_dt: see ``OffPolicyAlgorithm``; DDPG
+        observation_dim, action_bounds, normalize_observations, normalizer_statistics, dep_mode, dep,
+            random_steps, exploration_noise, noise_std, ou_theta, ou_dt: see ``OffPolicyAlgorithm``; DDPG
             explores with Gaussian noise of std 0.1 after 10,000 uniform random steps.
     """
 
@@ -51,13 +51,14 @@ class DDPG(OffPolicyAlgorithm):
         ou_dt: float = 0.01,
         random_steps: int = 10_000,
         max_grad_norm: float | None = None,
-        normalize_observations: bool = False,
+        normalize_observations: bool | Literal["critic"] = False,
+        normalizer_statistics: Literal["exact", "float32"] = "exact",
         dep_mode: int = 0,
         dep: DEPConfig | None = None,
     ):
         super().__init__(
             observation_dim, action_bounds, normalize_observations, dep_mode, dep,
-            random_steps, exploration_noise, noise_std, ou_theta, ou_dt,
+            random_steps, exploration_noise, noise_std, ou_theta, ou_dt, normalizer_statistics,
         )  # fmt: skip
         obs_dim, act_dim = self.observation_dim, self.action_dim
         self.actor = mlp(obs_dim, list(actor_hidden), act_dim, activation)
@@ -68,11 +69,11 @@ class DDPG(OffPolicyAlgorithm):
 
     def pi(self, observations: torch.Tensor, target: bool = False) -> torch.Tensor:
         actor = self.actor_target if target else self.actor
-        return self.scale_action(torch.tanh(actor(self.normalize(observations))))
+        return self.scale_action(torch.tanh(actor(self.normalize_for_actor(observations))))
 
     def q(self, observations: torch.Tensor, actions: torch.Tensor, target: bool = False) -> torch.Tensor:
         critic = self.critic_target if target else self.critic
-        return critic(torch.cat([self.normalize(observations), actions], -1)).squeeze(-1)
+        return critic(torch.cat([self.normalize_for_critic(observations), actions], -1)).squeeze(-1)
 
     def explore(self, observations, env_steps, episode_starts):
         return self.pi(observations)  # the base class adds the exploration noise

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +40,13 @@ def float32(tensor: torch.Tensor) -> torch.autocast:
     return torch.autocast(tensor.device.type, enabled=False)
 
 
+def at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 activations to float32; float32 and float64 (golden tests) stay as they are."""
+    return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor
+
+
 class GaussianActor(nn.Module):
-    """Normalised observation -> MLP -> ``mean = tanh(Linear)``, ``std = softplus(Linear)``
+    """Observation (normalised, or raw as deprl's) -> MLP -> ``mean = tanh(Linear)``, ``std = softplus(Linear)``
     clamped to ``[min_std, max_std]``. Not squashed: samples may leave [-1, 1]."""
 
     def __init__(self, observation_dim: int, action_dim: int, hidden_size: int, min_std: float, max_std: float):
@@ -54,7 +60,7 @@ class GaussianActor(nn.Module):
     def forward(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.torso(observations)
         with float32(features):  # log-probs of near-mean samples need more than bf16's 8 bits
-            features = features.float()
+            features = at_least_float32(features)
             mean = torch.tanh(self.mean_head(features))
             std = F.softplus(self.std_head(features)).clamp(self.min_std, self.max_std)
         return mean, std
@@ -78,7 +84,7 @@ class Critic(nn.Module):
         features = F.linear(observations, weight[:, :split], self.input.bias) + F.linear(actions, weight[:, split:])
         features = self.hidden(features)
         with float32(features):
-            return self.output(features.float()).squeeze(-1)
+            return self.output(at_least_float32(features)).squeeze(-1)
 
 
 class MPO(OffPolicyAlgorithm):
@@ -111,8 +117,10 @@ class MPO(OffPolicyAlgorithm):
         tau: Polyak rate of the target networks, applied after every batch.
         max_grad_norm: clip the critic's and the actor's gradient norm to this value (None: no
             clipping; the duals are never clipped).
-        observation_dim, action_bounds, normalize_observations, dep_mode, dep: see
-            ``OffPolicyAlgorithm``.
+        observation_dim, action_bounds, normalize_observations, normalizer_statistics, dep_mode,
+            dep: see ``OffPolicyAlgorithm``. deprl's computation is ``normalize_observations:
+            critic`` with ``normalizer_statistics: float32`` (what its configs and ``convert``
+            write); the defaults normalise both networks with exact statistics.
     """
 
     tonic_agents = {
@@ -144,11 +152,15 @@ class MPO(OffPolicyAlgorithm):
         max_std: float = 1.0,
         tau: float = 0.005,
         max_grad_norm: float | None = None,
-        normalize_observations: bool = True,
+        normalize_observations: bool | Literal["critic"] = True,
+        normalizer_statistics: Literal["exact", "float32"] = "exact",
         dep_mode: int = 0,
         dep: DEPConfig | None = None,
     ):
-        super().__init__(observation_dim, action_bounds, normalize_observations, dep_mode, dep)
+        super().__init__(
+            observation_dim, action_bounds, normalize_observations, dep_mode, dep,
+            normalizer_statistics=normalizer_statistics,
+        )  # fmt: skip
         if not (torch.all(self.action_low == -1.0) and torch.all(self.action_high == 1.0)):
             low, high = self.action_low.min().item(), self.action_high.max().item()
             log.warning(
@@ -176,13 +188,13 @@ class MPO(OffPolicyAlgorithm):
     def policy(self, observations: torch.Tensor, target: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std ``[..., A]`` of the Gaussian policy."""
         actor = self.actor_target if target else self.actor
-        return actor(self.normalize(observations))
+        return actor(self.normalize_for_actor(observations))
 
     def q(self, observations: torch.Tensor, actions: torch.Tensor, target: bool = False) -> torch.Tensor:
         """Q values ``[...]`` for ``observations [B, O]`` and ``actions [B, A]`` or ``[N, B, A]``
         (the observations are broadcast over the leading sample dimension)."""
         critic = self.critic_target if target else self.critic
-        return critic(self.normalize(observations), actions)
+        return critic(self.normalize_for_critic(observations), actions)
 
     def sample_target_policy(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``num_samples`` actions ``[N, B, A]`` from the target policy, with its mean and std ``[B, A]``."""
@@ -292,7 +304,9 @@ class MPO(OffPolicyAlgorithm):
         ``eta * (epsilon + mean_i logsumexp_j(v_ij / eta) - log N)``; ``values [N, B]``."""
         tempered = values / temperature
         weights = torch.softmax(tempered, dim=0).detach()
-        log_num_samples = math.log(values.shape[0])
+        # deprl's float32 log N, as a Python float: what float32 runs use anyway, and in float64 the
+        # golden test against deprl (tests/test_mpo_deprl.py) agrees to 1e-9 instead of 1e-7
+        log_num_samples = torch.log(torch.tensor(values.shape[0], dtype=torch.float32)).item()
         loss = temperature * (epsilon + torch.logsumexp(tempered, dim=0).mean() - log_num_samples)
         return weights, loss
 

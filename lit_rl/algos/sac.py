@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -57,8 +58,8 @@ class SAC(OffPolicyAlgorithm):
         tau: Polyak rate of the target critics, applied after every batch.
         log_std_min, log_std_max: clamp of the policy's log-std.
         max_grad_norm: clip the actor's and the critics' gradient norm (None: no clipping).
-        observation_dim, action_bounds, normalize_observations, dep_mode, dep, random_steps: see
-            ``OffPolicyAlgorithm``; SAC explores by sampling its policy, after ``random_steps``
+        observation_dim, action_bounds, normalize_observations, normalizer_statistics, dep_mode,
+            dep, random_steps: see ``OffPolicyAlgorithm``; SAC explores by sampling its policy, after ``random_steps``
             uniform random steps.
     """
 
@@ -83,12 +84,16 @@ class SAC(OffPolicyAlgorithm):
         log_std_min: float = -20.0,
         log_std_max: float = 2.0,
         max_grad_norm: float | None = None,
-        normalize_observations: bool = False,
+        normalize_observations: bool | Literal["critic"] = False,
+        normalizer_statistics: Literal["exact", "float32"] = "exact",
         dep_mode: int = 0,
         dep: DEPConfig | None = None,
         random_steps: int = 10_000,
     ):
-        super().__init__(observation_dim, action_bounds, normalize_observations, dep_mode, dep, random_steps)
+        super().__init__(
+            observation_dim, action_bounds, normalize_observations, dep_mode, dep, random_steps,
+            normalizer_statistics=normalizer_statistics,
+        )  # fmt: skip
         obs_dim, act_dim = self.observation_dim, self.action_dim
         self.actor = SquashedGaussianActor(obs_dim, act_dim, list(actor_hidden), activation, log_std_min, log_std_max)
         self.critics = nn.ModuleList(mlp(obs_dim + act_dim, list(critic_hidden), 1, activation) for _ in range(2))
@@ -99,21 +104,21 @@ class SAC(OffPolicyAlgorithm):
 
     def q(self, observations: torch.Tensor, actions: torch.Tensor, target: bool = False) -> torch.Tensor:
         """Both critics' values ``[2, B]``."""
-        inputs = torch.cat([self.normalize(observations), actions], -1)
+        inputs = torch.cat([self.normalize_for_critic(observations), actions], -1)
         return torch.stack(
             [critic(inputs).squeeze(-1).float() for critic in (self.critic_targets if target else self.critics)]
         )
 
     def policy_sample(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Actions in the action bounds and their log-probabilities (of the [-1, 1] actions)."""
-        unit, log_prob = self.actor.sample(self.normalize(observations))
+        unit, log_prob = self.actor.sample(self.normalize_for_actor(observations))
         return self.scale_action(unit), log_prob
 
     def explore(self, observations, env_steps, episode_starts):
         return self.policy_sample(observations)[0]
 
     def act_greedy(self, observations):
-        return self.scale_action(torch.tanh(self.actor(self.normalize(observations))[0]))
+        return self.scale_action(torch.tanh(self.actor(self.normalize_for_actor(observations))[0]))
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         actor_opt, critic_opt, alpha_opt = self.optimizers()

@@ -51,7 +51,7 @@ class TD3(DDPG):
 
     def q2(self, observations: torch.Tensor, actions: torch.Tensor, target: bool = False) -> torch.Tensor:
         critic = self.critic2_target if target else self.critic2
-        return critic(torch.cat([self.normalize(observations), actions], -1)).squeeze(-1)
+        return critic(torch.cat([self.normalize_for_critic(observations), actions], -1)).squeeze(-1)
 
     @torch.no_grad()
     def td_target(self, batch: Batch) -> torch.Tensor:

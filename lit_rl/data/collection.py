@@ -153,7 +153,7 @@ class Collector:
                     self._finished_since_log.extend(step.finished)
                     if self.energy is not None and step.resets[0]:
                         self.energy.episode_finished(step.finished[0][0])  # deprl: the first env's scores
-                    if agent.trains and self.schedule.phase_due(progress.env_steps):
+                    if agent.trains and self.schedule.phase_due(progress.env_steps, self.transitions_per_row):
                         return
         finally:
             if unstored is not None:

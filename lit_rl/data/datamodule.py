@@ -64,6 +64,10 @@ class RolloutDataModule(pl.LightningDataModule):
         force_scale: weight of the actuator forces in the muscle states that DEP acts on
             (algorithms.md section 2; 0 uses lengths only). Muscle states are computed only when
             the module asks for them (``dep_mode`` > 0).
+        terminal_muscle_range: an episode's final muscle state also enters each env's running
+            min/max that normalises DEP's input, as deprl's ``Sequential`` workers read it
+            (false: only the states acted on; DEP's inputs differ from the first episode end on,
+            by up to 0.02 on myoLegWalk).
         worker_timeout: seconds an env worker (``parallel`` > 1) may take for one step before it
             counts as hung and is replaced (see ``lit_rl.envs.ParallelEnvs``).
         record_video: render the first test episode(s) of each evaluation offscreen into
@@ -84,6 +88,7 @@ class RolloutDataModule(pl.LightningDataModule):
         test_episodes: int = 5,
         seed: int | None = None,
         force_scale: float = 0.0,
+        terminal_muscle_range: bool = False,
         worker_timeout: float = 60.0,
         record_video: bool = False,
         video: VideoConfig | None = None,
@@ -113,6 +118,7 @@ class RolloutDataModule(pl.LightningDataModule):
         self.test_episodes = test_episodes
         self._seed = seed
         self.force_scale = force_scale
+        self.terminal_muscle_range = terminal_muscle_range
         self.worker_timeout = worker_timeout
         self.video = VideoRecorder(video) if record_video else None
         if self.video is not None:
@@ -135,6 +141,7 @@ class RolloutDataModule(pl.LightningDataModule):
             replay.steps_before_batches,
             replay.steps_between_batches,
             replay.batch_iterations,
+            replay.phase_clock,
         )
         self.replay_files = ReplayFiles()
         self.replay: ReplayBuffer | None = None  # this rank's, when fitting
@@ -225,7 +232,9 @@ class RolloutDataModule(pl.LightningDataModule):
             self.schedule.epoch_steps = agent.evaluation_every
         seed = self.seed + self.global_rank * self.num_envs  # env j of rank r: as env r * E + j of one process
         args = (self.env_config, self.parallel, self.sequential, seed, agent.needs_muscle_states, self.force_scale)
-        envs = make_vector_envs(*args, worker_timeout=self.worker_timeout)
+        envs = make_vector_envs(
+            *args, worker_timeout=self.worker_timeout, terminal_muscle_range=self.terminal_muscle_range
+        )
         if self.global_rank > 0:  # seed_everything gave every rank rank 0's noise and sampling stream
             torch.manual_seed(int(np.random.SeedSequence([self.seed, self.global_rank]).generate_state(1)[0]))
         cfg = self.replay_config

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from lit_rl.contract import Batch
 from lit_rl.data.energy import AdaptiveEnergyConfig
 from lit_rl.files import write_atomically
+
+PHASE_CLOCKS = ("after_step", "before_step")
 
 
 @dataclass
@@ -31,6 +34,12 @@ class ReplayConfig:
         batch_iterations: gradient batches per training phase.
         adaptive_energy: relabel sampled rewards with an adaptive muscle-energy cost
             (deprl's ``AdaptiveEnergyBuffer``, see ``AdaptiveEnergyConfig``); off when omitted.
+        phase_clock: which count the two phase settings above are compared with.
+            ``after_step``: the transitions collected, so the first phase trains on exactly
+            ``steps_before_batches``. ``before_step``: deprl's, the count before the latest
+            vector step (its trainer passes it to ``Buffer.ready``), so every phase fires one
+            vector step later and also trains on that step (200,200 transitions at deprl's first
+            phase with 200 envs) and the normaliser folds that step in too.
     """
 
     size: int = 1_000_000
@@ -41,8 +50,11 @@ class ReplayConfig:
     steps_between_batches: int = 50
     batch_iterations: int = 50
     adaptive_energy: AdaptiveEnergyConfig | None = None
+    phase_clock: Literal["after_step", "before_step"] = "after_step"
 
     def __post_init__(self):
+        if self.phase_clock not in PHASE_CLOCKS:
+            raise ValueError(f"replay.phase_clock must be one of {PHASE_CLOCKS}, got {self.phase_clock!r}")
         for key in ("size", "return_steps", "batch_size", "steps_between_batches", "batch_iterations"):
             if getattr(self, key) < 1:
                 raise ValueError(f"replay.{key} must be >= 1, got {getattr(self, key)}")

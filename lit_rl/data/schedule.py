@@ -40,7 +40,8 @@ class Schedule:
     """The training loop's clock (deprl's ``Trainer`` and ``Buffer`` arguments).
 
     - **phases**: once ``steps_before_batches`` transitions were collected, a training phase of
-      ``batch_iterations`` gradient batches follows every ``steps_between_batches`` new ones;
+      ``batch_iterations`` gradient batches follows every ``steps_between_batches`` new ones
+      (counted after or, as deprl, before the latest vector step: ``ReplayConfig.phase_clock``);
     - **epochs** end at multiples of ``epoch_steps`` (and at ``total_steps``), each followed by an
       evaluation; a run resumed at an epoch's last cut ends that epoch first;
     - **saves** at multiples of ``save_steps``.
@@ -56,8 +57,10 @@ class Schedule:
         steps_before_batches: int,
         steps_between_batches: int,
         batch_iterations: int,
+        phase_clock: str = "after_step",
     ):
         self.total_steps, self.epoch_steps, self.save_steps = total_steps, epoch_steps, save_steps
+        self.phase_clock = phase_clock
         self.steps_before_batches = steps_before_batches
         self.batch_iterations = batch_iterations
         self.phases = Trigger(steps_between_batches, steps_before_batches, last=0)
@@ -79,10 +82,11 @@ class Schedule:
     def end_epoch(self) -> None:
         self.epoch_end = None
 
-    def phase_due(self, env_steps: int) -> bool:
-        """Whether a training phase starts after the transitions up to ``env_steps``; if so its
-        batches become pending."""
-        if not self.phases.due(env_steps):
+    def phase_due(self, env_steps: int, step_size: int) -> bool:
+        """Whether a training phase starts after the transitions up to ``env_steps`` (the last
+        vector step brought ``step_size`` of them); if so its batches become pending."""
+        clock = env_steps - step_size if self.phase_clock == "before_step" else env_steps
+        if not self.phases.due(clock):
             return False
         self.pending_batches = self.batch_iterations
         return True

@@ -137,8 +137,18 @@ class EnvGroup:
     (``lit_rl.envs.snapshot``), its last observation, running return and length, and its
     muscle-state range, for a resume that continues every episode exactly."""
 
-    def __init__(self, config: EnvConfig, seeds: list[int], arrays: dict, lo: int, muscle_states: bool, force_scale):
+    def __init__(
+        self,
+        config: EnvConfig,
+        seeds: list[int],
+        arrays: dict,
+        lo: int,
+        muscle_states: bool,
+        force_scale: float,
+        terminal_muscle_range: bool = False,
+    ):
         self.config = config
+        self.terminal_muscle_range = terminal_muscle_range
         self.envs = [make_env(config) for _ in seeds]
         self.pristine = snapshot.physics_of(self.envs[0]).pristine(self.envs[0])  # before any reset changes the model
         self.seeds = seeds
@@ -207,6 +217,8 @@ class EnvGroup:
             self._returns[j] += reward
             self._lengths[j] += 1
             if terminated or truncated:
+                if self.terminal_muscle_range and self.muscles is not None:
+                    self.muscles[j](*MuscleState.read(env))  # deprl: the final state enters the range
                 a["episode_returns"][j], a["episode_lengths"][j] = self._returns[j], self._lengths[j]
                 self._returns[j], self._lengths[j] = 0.0, 0
                 self._reset_env(j, None)
@@ -348,10 +360,18 @@ class VectorEnvs:
 class SequentialEnvs(VectorEnvs):
     """All envs in this process (``parallel: 1``)."""
 
-    def __init__(self, config: EnvConfig, num_envs: int, seed: int, muscle_states: bool = False, force_scale=0.0):
+    def __init__(
+        self,
+        config: EnvConfig,
+        num_envs: int,
+        seed: int,
+        muscle_states: bool = False,
+        force_scale: float = 0.0,
+        terminal_muscle_range: bool = False,
+    ):
         super().__init__(config, 1, num_envs, seed, muscle_states)
         self.arrays = allocate(num_envs, self.obs_dim, self.action_space.shape[0], self.num_muscles, shared=False)
-        self.group = EnvGroup(config, self.seeds(0), self.arrays, 0, muscle_states, force_scale)
+        self.group = EnvGroup(config, self.seeds(0), self.arrays, 0, muscle_states, force_scale, terminal_muscle_range)
 
     def reset(self) -> np.ndarray:
         self.group.reset()
@@ -382,9 +402,9 @@ class SequentialEnvs(VectorEnvs):
         self.group.close()
 
 
-def _worker(index: int, config, seeds, shared_arrays, lo, muscle_states, force_scale, conn) -> None:
+def _worker(index: int, config, seeds, shared_arrays, lo, muscle_states, force_scale, terminal_range, conn) -> None:
     try:
-        group = EnvGroup(config, seeds, views(shared_arrays), lo, muscle_states, force_scale)
+        group = EnvGroup(config, seeds, views(shared_arrays), lo, muscle_states, force_scale, terminal_range)
         conn.send_bytes(b"k")
         while True:
             command = conn.recv_bytes()
@@ -442,11 +462,13 @@ class ParallelEnvs(VectorEnvs):
         muscle_states: bool = False,
         force_scale: float = 0.0,
         worker_timeout: float = 60.0,
+        terminal_muscle_range: bool = False,
     ):
         super().__init__(config, parallel, sequential, seed, muscle_states)
         if worker_timeout <= 0:
             raise ValueError(f"worker_timeout must be > 0 seconds, got {worker_timeout}")
         self.config, self.force_scale, self.worker_timeout = config, force_scale, worker_timeout
+        self.terminal_muscle_range = terminal_muscle_range
         self._shared = allocate(self.num_envs, self.obs_dim, self.action_space.shape[0], self.num_muscles, shared=True)
         self.arrays = views(self._shared)
         self._context = mp.get_context("spawn")  # fork is unsafe next to torch and logger threads
@@ -462,7 +484,10 @@ class ParallelEnvs(VectorEnvs):
 
     def _start_worker(self, i: int, seeds: list[int]) -> None:
         parent, child = self._context.Pipe()
-        args = (i, self.config, seeds, self._shared, i * self.sequential, self.with_muscles, self.force_scale, child)
+        args = (
+            i, self.config, seeds, self._shared, i * self.sequential, self.with_muscles, self.force_scale,
+            self.terminal_muscle_range, child,
+        )  # fmt: skip
         process = self._context.Process(target=_worker, args=args, daemon=True, name=f"lit_rl-env-worker-{i}")
         process.start()
         child.close()
@@ -621,9 +646,15 @@ def make_vector_envs(
     sequential: int,
     seed: int,
     muscle_states: bool = False,
-    force_scale=0.0,
+    force_scale: float = 0.0,
     worker_timeout: float = 60.0,
+    terminal_muscle_range: bool = False,
 ) -> VectorEnvs:
+    """``terminal_muscle_range``: an episode's final muscle state also enters the running range
+    that normalises DEP's input, as deprl's ``Sequential`` reads it (off: only the states acted
+    on)."""
     if parallel == 1:
-        return SequentialEnvs(config, sequential, seed, muscle_states, force_scale)
-    return ParallelEnvs(config, parallel, sequential, seed, muscle_states, force_scale, worker_timeout)
+        return SequentialEnvs(config, sequential, seed, muscle_states, force_scale, terminal_muscle_range)
+    return ParallelEnvs(
+        config, parallel, sequential, seed, muscle_states, force_scale, worker_timeout, terminal_muscle_range
+    )
