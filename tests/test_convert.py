@@ -447,3 +447,40 @@ def test_cli_errors(tmp_path):
     assert result.stdout == ""
     assert "tonic.environment" in result.stderr and "__import__('os')" in result.stderr
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------ what the deprl configs build
+
+
+@pytest.fixture(params=["converted myoLegWalk.yaml", "configs/dep_mpo_myolegwalk.yaml"])
+def deprl_myoleg(request, tmp_path):
+    """The CLI's model and DataModule from deprl's file (converted) and from the shipped config."""
+    from lit_rl.cli import LitRLCLI
+
+    if request.param.startswith("converted"):
+        config = tmp_path / "converted.yaml"
+        config.write_text(yaml.safe_dump(convert_fixture("myoLegWalk.yaml")[0]))
+    else:
+        config = ROOT / request.param
+    args = ["--config", str(config), "--trainer.logger", "false", "--working_dir", str(tmp_path)]
+    return LitRLCLI(args=[*args, "--model.init_args.hidden_size", "16"], run=False)
+
+
+def test_deprl_configs_build_deprls_computation(deprl_myoleg):
+    """The actor ignores the observation normaliser, the critic uses it (deprl's tonic), with float32
+    statistics; DEP's muscle range takes in terminal states and phases count as deprl's trainer does."""
+    import torch
+
+    model, data = deprl_myoleg.model, deprl_myoleg.datamodule
+    assert model.normalizer is not None and model.normalizer.statistics == "float32"
+    torch.manual_seed(0)
+    observations = torch.randn(5, model.observation_dim)
+    actions = torch.rand(5, model.action_dim)
+    greedy, q = model.act_greedy(observations), model.q(observations, actions)
+    with torch.no_grad():  # a fitted normaliser: the critic's inputs change, the actor's do not
+        model.normalizer.mean.copy_(torch.randn(model.observation_dim))
+        model.normalizer.std.copy_(torch.rand(model.observation_dim) + 0.5)
+    assert torch.equal(model.act_greedy(observations), greedy)
+    assert not torch.allclose(model.q(observations, actions), q)
+    assert data.terminal_muscle_range is True
+    assert data.replay_config.phase_clock == data.schedule.phase_clock == "before_step"

@@ -181,3 +181,22 @@ def test_cli_fit_and_resume_restore_three_optimizers(tmp_path):
     assert len(resumed["optimizer_states"]) == 3
     steps = [s["step"].item() for s in resumed["optimizer_states"][2]["state"].values()]
     assert all(s > dual_state[0]["step"].item() for s in steps)  # the dual Adam state continued
+
+
+def test_checkpoints_from_before_deprls_settings_load_as_they_were_trained(tmp_path):
+    """A checkpoint whose hyperparameters predate ``normalize_observations: critic`` and
+    ``normalizer_statistics`` gets the defaults: the actor normalises, the statistics are exact."""
+    import lightning
+
+    module = MPO(observation_dim=OBS_DIM, action_bounds=[[-1.0] * ACT_DIM, [1.0] * ACT_DIM], hidden_size=32)
+    hparams = dict(module.hparams)
+    del hparams["normalizer_statistics"]
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": hparams,
+                "pytorch-lightning_version": lightning.__version__}, path)  # fmt: skip
+    loaded = MPO.load_from_checkpoint(path)
+    assert loaded.actor_normalizes and loaded.normalizer.statistics == "exact"
+    with torch.no_grad():
+        loaded.normalizer.mean.fill_(3.0)
+    obs = torch.randn(4, OBS_DIM)
+    assert not torch.equal(loaded.act_greedy(obs), module.act_greedy(obs))

@@ -140,3 +140,15 @@ def test_an_empty_buffer_saves_and_loads(tmp_path):
     other = ReplayBuffer(size=40, num_envs=2, observation_dim=3, action_dim=1)
     other.load(tmp_path / "empty.bin")
     assert len(other) == 0
+
+
+@pytest.mark.parametrize(("clock", "first_phase"), [("after_step", 12), ("before_step", 16)])
+def test_phase_clock(clock, first_phase):
+    """deprl's trainer passes the count from before the vector step to ``Buffer.ready``: with 4 envs
+    and 12 steps before batches, its first phase comes after 16 transitions, lit_rl's after 12."""
+    from lit_rl.data.schedule import Schedule
+
+    schedule = Schedule(100, 20, 20, steps_before_batches=12, steps_between_batches=8, batch_iterations=1,
+                        phase_clock=clock)  # fmt: skip
+    phases = [steps for steps in range(4, 41, 4) if schedule.phase_due(steps, 4)]
+    assert phases == [first_phase, first_phase + 8, first_phase + 16, first_phase + 24]

@@ -63,3 +63,23 @@ def test_muscle_states_from_myosuite_and_a_clear_error_without_actuators():
     envs.close()
     with pytest.raises(TypeError, match="no actuator data"):
         SequentialEnvs(PENDULUM, num_envs=1, seed=0, muscle_states=True)
+
+
+def test_terminal_muscle_range_reaches_the_workers():
+    """``terminal_muscle_range`` works the same in worker processes as in-process (the in-process
+    path is golden-tested against deprl in tests/test_env_deprl.py), and changes DEP's inputs."""
+    config = EnvConfig(id="myoLegWalk-v0", make_kwargs={"max_episode_steps": 5}, scaled_actions=False,
+                       imports=["myosuite"])  # fmt: skip
+    runs = []
+    for parallel, terminal in ((1, True), (2, True), (1, False)):
+        envs = make_vector_envs(config, parallel, 2 // parallel, seed=0, muscle_states=True,
+                                terminal_muscle_range=terminal)  # fmt: skip
+        try:
+            envs.reset()
+            rng = np.random.RandomState(0)
+            runs.append([envs.step(rng.uniform(0, 1, (2, 80)).astype(np.float32)).muscle_states for _ in range(12)])
+        finally:
+            envs.close()
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0][5:], runs[2][5:])  # from the first episode end on
+    np.testing.assert_array_equal(runs[0][:4], runs[2][:4])
