@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/ddpg_pendulum.yaml
 TORCH := torch==2.13.0
 
-.PHONY: train test test-all lint format bench bench-quick bench-learning deprl-fixture deprl-golden clean osmesa
+.PHONY: train test test-all lint format bench bench-quick bench-learning deprl-fixture deprl-golden bench-deprl clean osmesa
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -59,6 +59,12 @@ bench-quick: $(VENV)/.installed
 # (bench/myoleg_learning.py; finished runs are kept and skipped when it is started again).
 bench-learning: $(VENV)/.installed
 	$(PY) bench/myoleg_learning.py
+
+# deprl itself (python -m deprl.main, in a throwaway venv with the MyoSuite 3 shim) and lit_rl side by side
+# on myoLegWalk-v0 (bench/deprl_side_by_side.py): several hours on 2 cores; interrupted runs resume.
+# DEPRL_SOURCE as for deprl-golden, e.g. make bench-deprl DEPRL_SOURCE=../shared/reference/deprl-790df86.tar.gz
+bench-deprl: $(VENV)/.installed
+	$(PY) bench/deprl_side_by_side.py --deprl-source $(DEPRL_SOURCE)
 
 # Regenerates tests/fixtures/deprl_dep/deprl_dep.npz: deprl 0.3.2's own DEP on recorded muscle states.
 # deprl needs gym 0.13 and numpy < 2, so it gets a throwaway venv of its own.

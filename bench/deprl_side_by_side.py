@@ -1,0 +1,298 @@
+"""deprl itself and lit_rl side by side: DEP-MPO on myoLegWalk-v0, MyoSuite 3.0, the same protocol.
+
+deprl (its current source, GitHub HEAD 790df86, gymnasium-based) is installed in a throwaway venv
+(``OUT/deprl_venv``: torch 2.13.0, myosuite 3.0.0, its few pure-Python dependencies; the source is
+unpacked next to it, not installed) with the MyoSuite 3 compatibility shim of
+tests/fixtures/deprl_head/shim.py, applied in every process of that venv (deprl's spawned env
+workers too) through a ``sitecustomize.py``. deprl trains with its own entry point,
+``python -m deprl.main FILE.yaml``; lit_rl with ``python -m lit_rl fit``. The protocol
+(``Protocol``) is deprl's myoLegWalk.yaml (its DEP block, MPO learning rates, 3-step replay,
+``reset_type: random``, ``scaled_actions: false``) shrunk the same way on both sides: 2 x 10 envs,
+hidden 256, 200,000 DEP-only steps, 1,000,000 steps, 100,000-step epochs with 10 test episodes,
+saves every 200,000 steps. deprl on MyoSuite 3 passes its [-1, 1] actions to the env, which clips
+them to [0, 1]: lit_rl runs with ``muscle_sigmoid: false``, the same mapping. Both sides run in
+float32 (deprl has no mixed precision); lit_rl in bf16-mixed is a row of its own.
+
+Each run (``OUT/<side>_seed<seed>``: the command's output and ``result.json``; deprl's own files in
+``OUT/deprl_runs/deprl_seed<seed>/<date>/``) resumes with its own program's resume (deprl: ``resume: 1``
+and ``full_save``; lit_rl: ``last.ckpt``) when the script is started again; a finished run (its
+``result.json``) is skipped. ``--report`` only rewrites the ``deprl-side-by-side`` section of
+BENCHMARKS.md from what is there.
+
+    python bench/deprl_side_by_side.py [--deprl-source URL_OR_TARBALL] [--runs deprl:0 lit_rl:0 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from myoleg_learning import epochs, fmt, read_rows
+from summary import ROOT, machine_line, rewrite_section
+
+from lit_rl.stats import interval_text, iqm_interval
+
+OUT = ROOT / "bench_runs" / "deprl_side_by_side"
+SOURCE = "https://github.com/martius-lab/depRL/archive/790df86.tar.gz"
+DEPRL_CONFIG = ROOT / "tests" / "fixtures" / "deprl" / "myoLegWalk.yaml"  # deprl's file, as published
+LIT_RL_CONFIG = "configs/dep_mpo_myolegwalk.yaml"  # the same file converted, with deprl's computation
+SHIM = ROOT / "tests" / "fixtures" / "deprl_head"
+DEPRL_PACKAGES = ["myosuite==3.0.0", "pyyaml", "termcolor", "pandas", "gdown"]
+SIDES = {  # name: (label, lit_rl precision or None for deprl)
+    "deprl": ("deprl 790df86, float32", None),
+    "lit_rl": ("lit_rl, float32", "32-true"),
+    "lit_rl_bf16": ("lit_rl, bf16-mixed", "bf16-mixed"),
+}
+DEFAULT_RUNS = ["deprl:0", "lit_rl:0", "deprl:1", "lit_rl:1", "deprl:2", "lit_rl:2", "lit_rl_bf16:0"]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    parallel: int = 2
+    sequential: int = 10
+    hidden: int = 256
+    warmup: int = 200_000  # DEP-only env steps (steps_before_batches)
+    steps: int = 1_000_000
+    epoch: int = 100_000
+    save: int = 200_000
+    test_episodes: int = 10  # lit_rl's; deprl's trainer always plays 10
+
+
+# ----------------------------------------------------------------------------------- deprl
+
+
+def deprl_python(out: Path, source: str) -> Path:
+    """The throwaway venv's python, made on first use: packages, deprl's source, the shim."""
+    venv = out / "deprl_venv"
+    python = venv / "bin" / "python"
+    if not (venv / ".ready").is_file():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, "torch==2.13.0"], check=True)  # first, pinned: the CPU wheel
+        subprocess.run([*pip, *DEPRL_PACKAGES], check=True)
+        data = urllib.request.urlopen(source).read() if "://" in source else Path(source).read_bytes()
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            (top,) = {name.split("/")[0] for name in archive.getnames()}
+            archive.extractall(venv, filter="data")
+        (venv / "deprl-src").unlink(missing_ok=True)
+        (venv / "deprl-src").symlink_to(venv / top)
+        (venv / ".ready").write_text(source)
+    sys.path.insert(0, str(SHIM))
+    from shim import install_in_venv
+
+    install_in_venv(python)  # every time: the shim may have changed since the venv was made
+    return python
+
+
+def deprl_config(protocol: Protocol, seed: int, out: Path, name: str) -> dict:
+    """deprl's myoLegWalk.yaml with the protocol's counts (the agent, trainer and counts are
+    strings deprl evaluates: the numbers are replaced in them, nothing else)."""
+    config = yaml.safe_load(DEPRL_CONFIG.read_text())
+    tonic = config["tonic"]
+    agent = tonic["agent"]
+    assert "steps_before_batches=2e5" in agent, agent
+    tonic["agent"] = agent.replace("steps_before_batches=2e5", f"steps_before_batches=int({protocol.warmup})")
+    tonic["trainer"] = (
+        f"deprl.custom_trainer.Trainer(steps=int({protocol.steps}), epoch_steps=int({protocol.epoch}), "
+        f"save_steps=int({protocol.save}))"  # its test_mujoco plays 10 episodes whatever Trainer is given
+    )
+    tonic.update(parallel=protocol.parallel, sequential=protocol.sequential, seed=seed, name=name, resume=1,
+                 full_save=1, cpu_override=1)  # fmt: skip
+    config["mpo_args"]["hidden_size"] = protocol.hidden
+    config["working_dir"] = str(out / "deprl_runs")  # deprl writes <working_dir>/<name>/<date>/
+    return config
+
+
+def deprl_log(directory: Path) -> Path | None:
+    """deprl's log.csv of the run whose lit_rl-side directory is ``directory`` (its resume continues
+    the newest dated folder)."""
+    logs = sorted((directory.parent / "deprl_runs" / directory.name).glob("*/log.csv"))
+    return logs[-1] if logs else None
+
+
+def deprl_epochs(directory: Path) -> dict[int, dict[str, float]]:
+    """Per epoch end (env steps): deprl's mean train and test episode lengths and env steps/s."""
+    log = deprl_log(directory)
+    if log is None:
+        return {}
+
+    def number(text: str) -> float | None:
+        try:
+            return float(text)
+        except ValueError:  # deprl writes None for a key an epoch did not log
+            return None
+
+    with open(log, newline="") as f:
+        rows = [{k: number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    return {
+        int(row["train/steps"]): {
+            "train": row.get("train/episode_length/mean"),
+            "test": row.get("test/episode_length/mean"),
+            "steps_per_s": row.get("train/steps_per_second"),
+        }
+        for row in rows
+    }
+
+
+# ----------------------------------------------------------------------------------- runs
+
+
+def lit_rl_command(protocol: Protocol, seed: int, out: Path, name: str, precision: str) -> list[str]:
+    p = protocol
+    return [
+        sys.executable, "-m", "lit_rl", "fit", "--config", LIT_RL_CONFIG,
+        "--data.init_args.env.muscle_sigmoid", "false",
+        "--data.init_args.parallel", str(p.parallel), "--data.init_args.sequential", str(p.sequential),
+        "--model.init_args.hidden_size", str(p.hidden),
+        "--data.init_args.replay.steps_before_batches", str(p.warmup),
+        "--data.init_args.total_steps", str(p.steps), "--data.init_args.epoch_steps", str(p.epoch),
+        "--data.init_args.save_steps", str(p.save), "--data.init_args.test_episodes", str(p.test_episodes),
+        "--seed_everything", str(seed), "--trainer.precision", precision,
+        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.enable_progress_bar", "false",
+        "--working_dir", str(out), "--name", name,
+    ]  # fmt: skip
+
+
+def reached(side: str, directory: Path, protocol: Protocol) -> int:
+    """The env steps a run's log reached."""
+    if side == "deprl":
+        return max(deprl_epochs(directory), default=0)
+    rows = [r for m in directory.glob("**/metrics.csv") for r in read_rows(m) if "env_steps" in r]
+    return int(max((r["env_steps"] for r in rows), default=0))
+
+
+def train(out: Path, side: str, seed: int, protocol: Protocol, source: str) -> None:
+    name = f"{side}_seed{seed}"
+    directory = out / name
+    if (directory / "result.json").is_file():
+        print(f"{name}: done already", flush=True)
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    if side == "deprl":
+        python = deprl_python(out, source)
+        config = directory / "deprl_config.yaml"
+        config.write_text(yaml.safe_dump(deprl_config(protocol, seed, out, name), sort_keys=False))
+        args = [str(python), "-m", "deprl.main", str(config)]
+        env = {**os.environ, "LIT_RL_DEPRL_SOURCE": str(out / "deprl_venv" / "deprl-src")}
+    else:
+        args = lit_rl_command(protocol, seed, out, name, SIDES[side][1])
+        env = dict(os.environ)
+    print(f"{name}: {' '.join(args)}", flush=True)
+    start = time.perf_counter()
+    with open(directory / "output.log", "a") as output:
+        subprocess.run(args, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, check=True)
+    wall = directory / "wall_s.json"  # per segment: a resumed run has several
+    segments = [*(json.loads(wall.read_text()) if wall.is_file() else []), time.perf_counter() - start]
+    wall.write_text(json.dumps(segments))
+    steps = reached(side, directory, protocol)
+    if steps < protocol.steps:  # deprl's trainer logs an exception and exits 0
+        raise RuntimeError(f"{name} stopped at {steps:,} env steps of {protocol.steps:,}: see {directory}/output.log")
+    result = {"side": side, "seed": seed, **asdict(protocol), "wall_s": sum(segments), "segments": len(segments)}
+    (directory / "result.json").write_text(json.dumps(result))
+
+
+# ----------------------------------------------------------------------------------- report
+
+
+def per_epoch(out: Path, side: str, seed: int, protocol: Protocol) -> dict[int, dict[str, float]]:
+    directory = out / f"{side}_seed{seed}"
+    return deprl_epochs(directory) if side == "deprl" else epochs(directory, protocol.epoch)
+
+
+def finished(out: Path, runs: list[tuple[str, int]]) -> dict[str, list[int]]:
+    seeds: dict[str, list[int]] = {}
+    for side, seed in runs:
+        if (out / f"{side}_seed{seed}" / "result.json").is_file():
+            seeds.setdefault(side, []).append(seed)
+    return seeds
+
+
+def report(out: Path, runs: list[tuple[str, int]], protocol: Protocol) -> str:
+    seeds = finished(out, runs)
+    sides = [s for s in SIDES if s in seeds]
+    data = {(s, seed): per_epoch(out, s, seed, protocol) for s in sides for seed in seeds[s]}
+    points = list(range(protocol.epoch, protocol.steps + 1, protocol.epoch))
+    lines = [machine_line("mujoco", "myosuite"), ""]
+    for kind in ("train", "test"):
+        header = " | ".join(f"{SIDES[s][0]}, seed {seed}" for s in sides for seed in seeds[s])
+        iqms = [s for s in sides if len(seeds[s]) >= 3]
+        lines += [f"**{kind.capitalize()} episode length** per epoch:", "",
+                  f"| env steps | {header} |" + "".join(f" {SIDES[s][0]}: IQM [95% CI] |" for s in iqms),
+                  "|---" * (1 + sum(len(seeds[s]) for s in sides) + len(iqms)) + "|"]  # fmt: skip
+        for step in points:
+            cells = [fmt(data[(s, seed)].get(step, {}).get(kind)) for s in sides for seed in seeds[s]]
+            for s in iqms:
+                values = [data[(s, seed)].get(step, {}).get(kind) for seed in seeds[s]]
+                if None in values:
+                    cells.append("–")
+                else:
+                    cells.append(interval_text(*(float(v) for v in iqm_interval(np.array(values)))))
+            lines.append(f"| {step:,} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["**Speed** (env steps/s over the learning epochs, evaluation included; wall time of the run):", "",
+              "| run | env steps/s, DEP-only epochs | env steps/s, learning epochs | wall time (min) |",
+              "|---|---|---|---|"]  # fmt: skip
+    learning = [p for p in points if p > protocol.warmup]
+    warmup = [p for p in points if p <= protocol.warmup]
+    rates: dict[str, list[float]] = {}
+    for s in sides:
+        for seed in seeds[s]:
+            epoch_rates = data[(s, seed)]
+
+            def mean(ps, rows=epoch_rates):
+                values = [rows[p]["steps_per_s"] for p in ps if rows.get(p, {}).get("steps_per_s")]
+                return sum(values) / len(values) if values else None
+
+            wall = json.loads((out / f"{s}_seed{seed}" / "result.json").read_text())["wall_s"] / 60
+            rate = mean(learning)
+            if rate is not None:
+                rates.setdefault(s, []).append(rate)
+            lines.append(f"| {SIDES[s][0]}, seed {seed} | {fmt(mean(warmup), 0)} | {fmt(rate, 0)} | {wall:.0f} |")
+    if "deprl" in rates:
+        base = sum(rates["deprl"]) / len(rates["deprl"])
+        for s in sides:
+            if s != "deprl" and s in rates:
+                ratio = sum(rates[s]) / len(rates[s]) / base
+                lines += ["", f"{SIDES[s][0]} / deprl, env steps/s in the learning epochs: **{ratio:.2f}x**"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deprl-source", default=SOURCE, help="deprl's source archive: URL or tarball path")
+    parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="side:seed, in order (default: %(default)s)")
+    for key, value in asdict(Protocol()).items():
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=value, help="(default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=OUT, help="run directories (default: %(default)s)")
+    parser.add_argument("--report", action="store_true", help="only rewrite the table")
+    parser.add_argument("--section", default="deprl-side-by-side", help="BENCHMARKS.md section; 'none' prints only")
+    args = parser.parse_args()
+    runs = [(side, int(seed)) for side, seed in (r.split(":") for r in args.runs)]
+    for side, _ in runs:
+        if side not in SIDES:
+            parser.error(f"unknown side {side!r}; one of {', '.join(SIDES)}")
+    protocol = Protocol(**{k: getattr(args, k) for k in asdict(Protocol())})
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.report:
+        for side, seed in runs:
+            train(args.out.resolve(), side, seed, protocol, args.deprl_source)
+    text = report(args.out, runs, protocol)
+    print(text)
+    if args.section != "none":
+        rewrite_section(args.section, text)
+
+
+if __name__ == "__main__":
+    main()
