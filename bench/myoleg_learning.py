@@ -21,7 +21,7 @@ epochs with 10 test episodes, to ``--steps`` (1.6e6). Runs (``VARIANTS``, one
 - ``dep_sac``: DEP-SAC, ``configs/dep_sac_myolegwalk.yaml`` (the same env, DEP, replay and schedule).
 
 Each run's directory (``bench_runs/myoleg_learning/<variant>_seed<seed>``: config.yaml, CSVLogger
-metrics.csv, checkpoints every 400,000 steps) is kept; a run that finished (it has
+metrics.csv, checkpoints every ``--save`` steps) is kept; a run that finished (it has
 ``result.json``) is not run again and an interrupted one resumes from its last checkpoint, so the
 script can be stopped and started again, and ``--report`` only rewrites the table and figures
 from what is there. Writes the ``myoleg-learning-table`` section of BENCHMARKS.md and
@@ -29,6 +29,12 @@ docs/myoleg_learning_{test,train}.png (drawn by ``python -m lit_rl plot``, with 
 curve in ``bench_runs/myoleg_learning/deprl_published/metrics.csv``, lit_rl's metric names).
 
     python bench/myoleg_learning.py [--runs dep_mpo:0 dep_sac:0 ...] [--steps 1600000] [--report]
+
+The walk to full-length episodes (deprl's published run reached its first 1,000-step test episode at
+6.4 M steps), in its own directory and BENCHMARKS.md section, saving every 200,000 steps::
+
+    python bench/myoleg_learning.py --runs dep_mpo:0 --steps 7000000 --save 200000 \
+        --out bench_runs/myoleg_walk --section myoleg-walk-table
 """
 
 from __future__ import annotations
@@ -57,7 +63,6 @@ PROTOCOL = [
     "--trainer.precision", "bf16-mixed",
     "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
     "--trainer.enable_progress_bar", "false",
-    "--data.init_args.save_steps", "400000",  # checkpoints (with the replay): an interrupted run resumes
 ]  # fmt: skip
 VARIANTS = {  # name: (label, config, overrides)
     "dep_mpo": ("DEP-MPO, deprl's computation", CONFIG, []),
@@ -99,13 +104,14 @@ class Budget:
     steps: int = 1_600_000  # env steps per run
     epoch: int = 200_000  # env steps per epoch (an evaluation after each)
     warmup: int = 1_000_000  # DEP-only env steps (steps_before_batches)
+    save: int = 400_000  # env steps between checkpoints (with the replay): an interrupted run resumes there
 
 
 def command(out: Path, variant: str, seed: int, budget: Budget) -> list[str]:
     return [
         sys.executable, "-m", "lit_rl", "fit", "--config", VARIANTS[variant][1], *PROTOCOL, *VARIANTS[variant][2],
         "--seed_everything", str(seed), "--data.init_args.total_steps", str(budget.steps),
-        "--data.init_args.epoch_steps", str(budget.epoch),
+        "--data.init_args.epoch_steps", str(budget.epoch), "--data.init_args.save_steps", str(budget.save),
         "--data.init_args.replay.steps_before_batches", str(budget.warmup),
         "--working_dir", str(out), "--name", run_dir(out, variant, seed).name,
     ]  # fmt: skip
@@ -257,7 +263,7 @@ def figures(out: Path, runs: list[tuple[str, int]], steps: int, figure_dir: Path
     directories += [run_dir(out, v, s) for v, s in runs if (run_dir(out, v, s) / "result.json").is_file()]
     lines = []
     for kind in ("test", "train"):
-        figure = figure_dir / f"myoleg_learning_{kind}.png"
+        figure = figure_dir / f"{out.name}_{kind}.png"  # myoleg_learning_test.png for the default --out
         metric = f"{kind}/episode_length"
         plot(directories, metric, "env_steps", figure, steps)
         dirs = " ".join(str(relative(d)) for d in directories)
@@ -283,7 +289,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     runs = [(v, int(s)) for v, s in (r.split(":") for r in args.runs)]
-    budget = Budget(args.steps, args.epoch, args.warmup)
+    budget = Budget(args.steps, args.epoch, args.warmup, args.save)
     for variant, _ in runs:
         if variant not in VARIANTS:
             parser.error(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
