@@ -84,12 +84,7 @@ deprl-fixture: $(VENV)/.installed
 DEPRL_SOURCE ?= https://github.com/martius-lab/depRL/archive/790df86.tar.gz
 DEPRL_HEAD_VENV ?= /tmp/lit_rl_deprl_head_venv
 deprl-golden: $(VENV)/.installed
-	test -x $(DEPRL_HEAD_VENV)/bin/python || $(PYTHON) -m venv $(DEPRL_HEAD_VENV)
-	$(DEPRL_HEAD_VENV)/bin/pip install --quiet $(TORCH)
-	$(DEPRL_HEAD_VENV)/bin/pip install --quiet myosuite==3.0.0 pyyaml termcolor pandas gdown
-	rm -rf $(DEPRL_HEAD_VENV)/deprl-src && mkdir -p $(DEPRL_HEAD_VENV)/deprl-src
-	case "$(DEPRL_SOURCE)" in http*) curl -sSL "$(DEPRL_SOURCE)" ;; *) cat "$(DEPRL_SOURCE)" ;; esac \
-		| tar xz --strip-components=1 -C $(DEPRL_HEAD_VENV)/deprl-src
+	$(PY) tests/fixtures/deprl_head/shim.py $(DEPRL_HEAD_VENV) --source $(DEPRL_SOURCE)
 	OMP_NUM_THREADS=1 $(DEPRL_HEAD_VENV)/bin/python tests/fixtures/deprl_head/make_mpo_fixture.py \
 		--deprl-source $(DEPRL_HEAD_VENV)/deprl-src
 	OMP_NUM_THREADS=1 $(DEPRL_HEAD_VENV)/bin/python tests/fixtures/deprl_head/make_env_fixture.py \

@@ -26,14 +26,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,7 +46,6 @@ SOURCE = "https://github.com/martius-lab/depRL/archive/790df86.tar.gz"
 DEPRL_CONFIG = ROOT / "tests" / "fixtures" / "deprl" / "myoLegWalk.yaml"  # deprl's file, as published
 LIT_RL_CONFIG = "configs/dep_mpo_myolegwalk.yaml"  # the same file converted, with deprl's computation
 SHIM = ROOT / "tests" / "fixtures" / "deprl_head"
-DEPRL_PACKAGES = ["myosuite==3.0.0", "pyyaml", "termcolor", "pandas", "gdown"]
 SIDES = {  # name: (label, lit_rl precision or None for deprl)
     "deprl": ("deprl 790df86, float32", None),
     "lit_rl": ("lit_rl, float32", "32-true"),
@@ -74,26 +70,11 @@ class Protocol:
 
 
 def deprl_python(out: Path, source: str) -> Path:
-    """The throwaway venv's python, made on first use: packages, deprl's source, the shim."""
-    venv = out / "deprl_venv"
-    python = venv / "bin" / "python"
-    if not (venv / ".ready").is_file():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(python), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "torch==2.13.0"], check=True)  # first, pinned: the CPU wheel
-        subprocess.run([*pip, *DEPRL_PACKAGES], check=True)
-        data = urllib.request.urlopen(source).read() if "://" in source else Path(source).read_bytes()
-        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-            (top,) = {name.split("/")[0] for name in archive.getnames()}
-            archive.extractall(venv, filter="data")
-        (venv / "deprl-src").unlink(missing_ok=True)
-        (venv / "deprl-src").symlink_to(venv / top)
-        (venv / ".ready").write_text(source)
+    """The throwaway venv's python (``shim.make_venv``: packages, deprl's source, the shim)."""
     sys.path.insert(0, str(SHIM))
-    from shim import install_in_venv
+    from shim import make_venv
 
-    install_in_venv(python)  # every time: the shim may have changed since the venv was made
-    return python
+    return make_venv(out / "deprl_venv", source)
 
 
 def deprl_config(protocol: Protocol, seed: int, out: Path, name: str) -> dict:

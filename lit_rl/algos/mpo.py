@@ -5,6 +5,7 @@ samples of the target policy, decoupled M-step with per-dimension KL constraints
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 from typing import Literal
@@ -43,6 +44,13 @@ def float32(tensor: torch.Tensor) -> torch.autocast:
 def at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
     """bf16/fp16 activations to float32; float32 and float64 (golden tests) stay as they are."""
     return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor
+
+
+@functools.cache
+def float32_log(count: int) -> float:
+    """deprl's ``log N`` of the E-step, taken in float32: what float32 runs use anyway, and in float64
+    the golden test against deprl (tests/test_mpo_deprl.py) agrees to 1e-9 instead of 1e-7."""
+    return torch.log(torch.tensor(count, dtype=torch.float32)).item()
 
 
 class GaussianActor(nn.Module):
@@ -304,10 +312,7 @@ class MPO(OffPolicyAlgorithm):
         ``eta * (epsilon + mean_i logsumexp_j(v_ij / eta) - log N)``; ``values [N, B]``."""
         tempered = values / temperature
         weights = torch.softmax(tempered, dim=0).detach()
-        # deprl's float32 log N, as a Python float: what float32 runs use anyway, and in float64 the
-        # golden test against deprl (tests/test_mpo_deprl.py) agrees to 1e-9 instead of 1e-7
-        log_num_samples = torch.log(torch.tensor(values.shape[0], dtype=torch.float32)).item()
-        loss = temperature * (epsilon + torch.logsumexp(tempered, dim=0).mean() - log_num_samples)
+        loss = temperature * (epsilon + torch.logsumexp(tempered, dim=0).mean() - float32_log(values.shape[0]))
         return weights, loss
 
     @staticmethod

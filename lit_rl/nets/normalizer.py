@@ -107,4 +107,4 @@ class ObservationNormalizer(nn.Module):
         mean = f32(w_old) * self.mean.cpu().numpy().astype(f32) + f32(w_new) * new_mean
         mean_sq = f32(w_old) * self.mean_sq.cpu().numpy().astype(f32) + f32(w_new) * new_mean_sq
         std = np.maximum(np.sqrt(np.maximum(mean_sq - np.square(mean), f32(0))), f32(self.min_std))
-        return tuple(torch.from_numpy(x) for x in (mean, mean_sq.astype(np.float64), std))
+        return tuple(torch.from_numpy(x) for x in (mean, mean_sq, std))  # copied into the buffers' dtypes
