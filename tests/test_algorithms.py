@@ -76,9 +76,11 @@ def test_kill_9_then_resume_is_bit_identical(reference, tmp_path):
     assert_same_run(checkpoints, expected)
 
 
-def test_validate_the_checkpoint(reference):
+def test_validate_the_checkpoint(reference, tmp_path):
     name, checkpoints = reference
-    result = run_cli("validate", *smoke(name), "--ckpt_path", str(checkpoints / "last.ckpt"))
+    result = run_cli(
+        "validate", *smoke(name), "--ckpt_path", str(checkpoints / "last.ckpt"), "--working_dir", str(tmp_path)
+    )
     ok(result)
     assert "test/episode_return" in result.stdout
 

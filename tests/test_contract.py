@@ -47,7 +47,8 @@ def test_hyperparameters_are_saved_without_asking(plain_run, plain_config, tmp_p
     hparams = load_ckpt(ckpt)["hyper_parameters"]
     assert hparams["_class_path"] == "tests.plain_algorithm.PlainDDPG"
     assert (hparams["hidden"], hparams["policy_delay"]) == (32, 2)
-    ok(run_cli("validate", "--config", str(plain_config), "--ckpt_path", str(ckpt), "--trainer.logger", "false"))
+    ok(run_cli("validate", "--config", str(plain_config), "--ckpt_path", str(ckpt), "--trainer.logger", "false",
+               "--working_dir", str(tmp_path)))  # fmt: skip
     ok(run_cli("export", "--ckpt_path", str(ckpt), "--out", str(tmp_path / "policy.pt")))
     # built outside the CLI too: every class's __init__ arguments, the base class's included
     module = PlainDDPG(observation_dim=3, action_bounds=[[-2.0], [2.0]], policy_delay=3)

@@ -230,6 +230,7 @@ class RolloutDataModule(pl.LightningDataModule):
             log.info("%s evaluates every %d env steps: that is the epoch length", type(agent).__name__,
                      agent.evaluation_every)  # fmt: skip
             self.schedule.epoch_steps = agent.evaluation_every
+        self._warn_if_no_training(agent)
         seed = self.seed + self.global_rank * self.num_envs  # env j of rank r: as env r * E + j of one process
         args = (self.env_config, self.parallel, self.sequential, seed, agent.needs_muscle_states, self.force_scale)
         envs = make_vector_envs(
@@ -250,6 +251,19 @@ class RolloutDataModule(pl.LightningDataModule):
         self.collector = Collector(
             self.progress, envs, self.replay, self.schedule, self.transitions_per_row, threads, self.energy
         )
+
+    def _warn_if_no_training(self, agent: Agent) -> None:
+        # A budget that ends before the replay warm-up otherwise exits 0 after zero gradient
+        # updates without a word (e.g. a deprl config, 200,000 warm-up steps, shrunk to a short run).
+        schedule, step = self.schedule, self.transitions_per_row
+        if agent.trains and schedule.first_phase(step) > schedule.last_step(step) and self.global_rank == 0:
+            log.warning(
+                "This run makes no gradient update: training starts after replay.steps_before_batches="
+                "%d env steps (with steps_between_batches=%d, at env step %d), but total_steps=%d ends the "
+                "run first. Lower data.init_args.replay.steps_before_batches or raise data.init_args.total_steps.",
+                schedule.steps_before_batches, schedule.phases.every, schedule.first_phase(step),
+                schedule.total_steps,
+            )  # fmt: skip
 
     def teardown(self, stage: str) -> None:
         if self.collector is not None:

@@ -96,6 +96,18 @@ class Schedule:
         self.pending_batches -= 1
         return self.pending_batches == 0
 
+    def first_phase(self, step_size: int) -> int:
+        """The env step at which the first training phase starts, counting from 0 in vector steps
+        of ``step_size`` transitions (the phase clock is checked after each)."""
+        threshold = max(self.steps_before_batches, self.phases.every)  # Trigger: >= start, >= every after 0
+        clock = -(-threshold // step_size) * step_size
+        return clock + step_size if self.phase_clock == "before_step" else clock
+
+    def last_step(self, step_size: int) -> int:
+        """The env step at which the run ends: collection finishes the vector step that reaches
+        ``total_steps``."""
+        return -(-self.total_steps // step_size) * step_size
+
     def next_save(self, env_steps: int) -> int:
         return next_multiple(env_steps, self.save_steps)
 
