@@ -55,7 +55,9 @@ def readme_table(text: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lit_rl algorithms", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m lit_rl algorithms", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--readme", type=Path, help="rewrite the algorithm table of this Markdown page (docs/cli.md)")
     args = parser.parse_args(argv)
     table = algorithm_table()

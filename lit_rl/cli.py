@@ -14,20 +14,25 @@ from pathlib import Path
 
 import gymnasium as gym
 import torch
+from jsonargparse import ArgumentError, Namespace
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from lit_rl.algos import OffPolicyAlgorithm
 from lit_rl.callbacks import EnvStepCheckpoint, EnvStepProgressBar, check_output_dir
+from lit_rl.config_errors import explain, trainer_problem
 from lit_rl.data import ReplayBuffer, RolloutDataModule
 from lit_rl.distributed import RANKS_KEY, checkpoint_world_message, ddp_strategy
-from lit_rl.files import write_atomically
+from lit_rl.files import EVAL_DIR, write_atomically
 from lit_rl.lightning_internals import CheckedCLI, drop_wandb_anonymous, start_method
 
 log = logging.getLogger(__name__)
 
 WANDB_ID_FILE = "wandb_run_id"
+EVAL_DIR_ENV = "LIT_RL_EVAL_DIR"  # the evaluation folder the first rank chose, for the ranks Lightning starts
 LIGHTNING_CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
+LINKED_MODEL_KEYS = ("observation_dim", "action_bounds")  # set from the env, not by the config
 
 
 class ConfigError(ValueError):
@@ -52,7 +57,8 @@ TRAINER_DEFAULTS = {
 
 
 class RunConfigCallback(SaveConfigCallback):
-    """Writes the resolved config to ``<run_dir>/config.yaml`` and logs it to every logger."""
+    """Writes the resolved config to ``<run_dir>/config.yaml`` (an evaluation's to its own folder)
+    and logs it to every logger."""
 
     def __init__(self, *args, run_dir: str, **kwargs):
         super().__init__(*args, **kwargs)
@@ -89,9 +95,58 @@ class LitRLCLI(CheckedCLI):
             save_config_kwargs={"overwrite": True},
             trainer_defaults=TRAINER_DEFAULTS,
             auto_configure_optimizers=False,
+            # Errors raise (parse_arguments makes them one line) instead of printing the usage and exiting.
+            parser_kwargs={"prog": "python -m lit_rl", "exit_on_error": False}
+            | {name: {"exit_on_error": False} for name in self.subcommands()},
             args=args,
             run=run,
         )
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """fit, validate and test; not predict: an RL run has no predict_dataloader to run it on."""
+        return {name: skip for name, skip in CheckedCLI.subcommands().items() if name != "predict"}
+
+    def parse_arguments(self, parser, args) -> None:
+        """jsonargparse's error (the usage and a tree of union types, 60 lines) as a ConfigError of
+        one line; then the devices and loggers the config asks for, before anything is built."""
+        try:  # LightningCLI.parse_arguments, without its warning about args next to sys.argv (sweep has both)
+            parse = parser.parse_object if isinstance(args, dict | Namespace) else parser.parse_args
+            self.config = parse(args)
+        except ArgumentError as error:
+            argv = sys.argv[1:] if args is None else args
+            named = [a for a in argv if a in self.subcommands()] if isinstance(argv, list) else []
+            raise ConfigError(explain(str(error), self.option_strings(named[0] if named else None))) from error
+        config = self.config.get(str(self.config.get("subcommand")), self.config)
+        if (problem := trainer_problem(config.trainer)) is not None:
+            raise ConfigError(problem)
+
+    @classmethod
+    def check_args(cls, args: list[str]) -> None:
+        """Parse ``args`` as ``python -m lit_rl`` does and stop there: a ConfigError for an unknown
+        key, a value of the wrong type or a missing device, and nothing built (``sweep`` checks its
+        overrides so before it starts any run)."""
+
+        class Parsed(Exception):
+            pass
+
+        class ParseOnly(cls):
+            def parse_arguments(self, parser, args) -> None:
+                super().parse_arguments(parser, args)
+                raise Parsed
+
+        try:
+            ParseOnly(args=args)
+        except Parsed:
+            pass
+
+    def build_trainer(self, config: dict, callbacks: list):
+        """Lightning's own checks of the trainer arguments (devices, strategy, precision) as one
+        line; they raise MisconfigurationException, or TypeError for some ``devices``."""
+        try:
+            return super().build_trainer(config, callbacks)
+        except (MisconfigurationException, TypeError) as error:
+            raise ConfigError(f"--trainer: {' '.join(str(error).split())}") from error
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--working_dir", type=str, default="runs", help="parent folder of run directories")
@@ -141,6 +196,30 @@ class LitRLCLI(CheckedCLI):
                 f"--ckpt_path {path} was written by {written_by}, but the config trains {wanted}; "
                 "use a config of the same algorithm"
             )
+        self._check_model_keys(config, hparams, path)
+
+    def _check_model_keys(self, config, hparams: dict, path: str) -> None:
+        """The model is rebuilt from the checkpoint's hyperparameters, so model keys of the config
+        that differ from them would be dropped without a word: ``fit`` refuses them (a resumed run
+        keeps the model it was trained with), an evaluation says it ignores them."""
+        given = config.model.init_args
+        given = given.as_dict() if hasattr(given, "as_dict") else dict(given or {})
+        differ = {
+            key: (value, given[key])
+            for key, value in hparams.items()
+            if key in given and key not in LINKED_MODEL_KEYS and _plain(given[key]) != _plain(value)
+        }
+        if not differ:
+            return
+        listed = "; ".join(
+            f"model.init_args.{k} {theirs!r} (checkpoint: {ours!r})" for k, (ours, theirs) in differ.items()
+        )
+        if self.config.get("subcommand") in (None, "fit"):
+            raise ConfigError(
+                f"--ckpt_path {path}: the config's {listed}. A resumed run keeps its model's hyperparameters; "
+                "for other values train a new run (another --name, or --resume false)"
+            )
+        log.warning("Evaluating --ckpt_path %s with its own hyperparameters; ignored from the config: %s", path, listed)
 
     # ------------------------------------------------------------------ run directory
 
@@ -168,8 +247,27 @@ class LitRLCLI(CheckedCLI):
             # As for an explicit path: the model is rebuilt with the checkpoint's hyperparameters.
             self.parse_ckpt_path()
             config = self.config.get(str(self.subcommand), self.config)
-        self.save_config_kwargs["run_dir"] = str(self.run_dir)
+        if fitting:
+            self.output_dir = self.run_dir
+        else:
+            if config.get("ckpt_path") is not None:
+                self.run_dir = run_dir_of(Path(config.ckpt_path))
+            self.output_dir = self._evaluation_dir(config.get("ckpt_path"))
+        self.save_config_kwargs["run_dir"] = str(self.output_dir)
         self._configure_loggers(config, fitting)
+
+    def _evaluation_dir(self, ckpt_path: str | None) -> Path:
+        """``<run_dir>/eval/<subcommand>_<checkpoint>_<time>``: validate and test write their config,
+        logs, metrics and videos there and leave the training run's files as they are."""
+        if not self._launcher and EVAL_DIR_ENV in os.environ:
+            return Path(os.environ[EVAL_DIR_ENV])
+        stem = Path(ckpt_path).stem if ckpt_path is not None else "untrained"
+        base = self.run_dir / EVAL_DIR / f"{self.subcommand}_{stem}_{time.strftime('%Y%m%d-%H%M%S')}"
+        path, n = base, 1
+        while path.exists():
+            path, n = base.with_name(f"{base.name}-{n}"), n + 1
+        os.environ[EVAL_DIR_ENV] = str(path)
+        return path
 
     def instantiate_classes(self) -> None:
         try:
@@ -207,6 +305,45 @@ class LitRLCLI(CheckedCLI):
 
     def before_test(self) -> None:
         self._check_checkpoint_spaces()
+
+    def after_validate(self) -> None:
+        self._write_evaluation()
+
+    def after_test(self) -> None:
+        self._write_evaluation()
+
+    def _write_evaluation(self) -> None:
+        """``metrics.json`` of the evaluation folder: what was evaluated and every metric."""
+        if not self.trainer.is_global_zero:
+            return
+        record = {
+            "command": self.subcommand,
+            "ckpt_path": self.config_value(self.config, "ckpt_path"),
+            "metrics": {name: float(value) for name, value in self.trainer.callback_metrics.items()},
+        }
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        path = self.output_dir / "metrics.json"
+        write_atomically(path, lambda f: f.write(json.dumps(record, indent=2).encode()))
+        print(
+            f"lit_rl: {self.subcommand} of {record['ckpt_path']}: {_metrics_text(record['metrics'])}; written to {path}"
+        )
+
+    def after_fit(self) -> None:
+        """One summary for the person who started the run: where things are and how to look at them."""
+        if not self.trainer.is_global_zero or self.trainer.interrupted:
+            return
+        metrics = {name: float(value) for name, value in self.trainer.callback_metrics.items()}
+        lines = [f"lit_rl: finished {self.run_dir}"]
+        if metrics:
+            lines.append(f"  last metrics: {_metrics_text(metrics)}")
+        last = self.run_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            lines.append(f"  checkpoint:   {last}")
+        videos = Path(self.trainer.default_root_dir) / "videos"
+        if videos.is_dir():
+            lines.append(f"  videos:       {videos}")
+        lines.append(f"  curves:       python -m lit_rl plot {self.run_dir} --out {self.run_dir / 'curves.png'}")
+        print("\n".join(lines))
 
     def _check_checkpoint_spaces(self) -> None:
         spaces = getattr(self, "_checkpoint_spaces", None)
@@ -261,15 +398,30 @@ class LitRLCLI(CheckedCLI):
         return f"{algorithm}_{config.data.init_args.env.id}"
 
     def _configure_loggers(self, config, fitting: bool) -> None:
+        """Loggers write into the output folder (the run's, an evaluation's own). A ``save_dir``
+        given is kept, except a run directory: that is what this method filled in when the config
+        was saved there, and the W&B id and name that came with it belong to that run."""
         loggers = config.trainer.logger
         if not loggers or loggers is True:
             return
         for logger in loggers if isinstance(loggers, list) else [loggers]:
             init_args = logger.init_args
+            filled_for = None
             if "save_dir" in init_args:
-                init_args.save_dir = str(self.run_dir)
+                if init_args.save_dir is not None and (Path(init_args.save_dir) / "config.yaml").is_file():
+                    filled_for = Path(init_args.save_dir).resolve()
+                if init_args.save_dir in (None, ".") or filled_for is not None:
+                    init_args.save_dir = str(self.output_dir)
             if logger.class_path.endswith("WandbLogger"):
-                init_args.name = init_args.name or self.run_dir.name
+                resumed = fitting and not self._move_aside and filled_for == self.run_dir.resolve()
+                if filled_for is not None and not resumed:
+                    if init_args.name == filled_for.name:
+                        init_args.name = None
+                    id_file = filled_for / WANDB_ID_FILE
+                    if id_file.is_file() and init_args.id == id_file.read_text().strip():
+                        init_args.id = None
+                evaluation = f"{self.run_dir.name}-{self.output_dir.name}"
+                init_args.name = init_args.name or (self.run_dir.name if fitting else evaluation)
                 if fitting and init_args.id is None:
                     init_args.id = self._wandb_id = self._wandb_run_id()
 
@@ -284,7 +436,7 @@ class LitRLCLI(CheckedCLI):
     def instantiate_trainer(self, **kwargs):
         trainer_config = {**self.config_value(self.config_init, "trainer", default={}), **kwargs}
         if trainer_config.get("default_root_dir") is None:  # run outputs without a logger, e.g. videos/
-            trainer_config["default_root_dir"] = str(self.run_dir)
+            trainer_config["default_root_dir"] = str(self.output_dir)
         callbacks = [self.config_value(self.config_init, key) for key in self.callback_keys()]
         if trainer_config.get("enable_checkpointing", True) is not False:
             full_save = self.config_value(self.config_init, "full_save")
@@ -306,6 +458,21 @@ class LitRLCLI(CheckedCLI):
                 "back, not the envs, replay and step counters; use ddp (the default with several devices)"
             )
         return trainer
+
+
+def run_dir_of(ckpt_path: Path) -> Path:
+    """The run directory a checkpoint belongs to (``<run_dir>/checkpoints/<file>``)."""
+    return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+
+
+def _plain(value):
+    """A hyperparameter as plain JSON values (tuples as lists), to compare the config's with a checkpoint's."""
+    return json.loads(json.dumps(value, default=list))
+
+
+def _metrics_text(metrics: dict[str, float]) -> str:
+    shown = [name for name in ("test/episode_return", "test/episode_length", "env_steps") if name in metrics]
+    return ", ".join(f"{name} {metrics[name]:.6g}" for name in shown or sorted(metrics))
 
 
 def _started_by_user() -> bool:
@@ -330,9 +497,12 @@ def _raised_outside_jsonargparse(error: BaseException) -> BaseException:
 
 
 def main(args=None) -> None:
+    """``python -m lit_rl fit|validate|test``: a ConfigError is one line and exit status 2, as
+    argparse's errors."""
     try:
         LitRLCLI(args=args)
     except ConfigError as error:
-        sys.exit(f"lit_rl: error: {error}")
+        print(f"lit_rl: error: {error}", file=sys.stderr)
+        sys.exit(2)
     except AlreadyFinished as finished:
         print(f"lit_rl: {finished}", file=sys.stderr)

@@ -111,7 +111,9 @@ def figure(groups: list[Group], pairs: list[Improvement], metric: str, out: Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lit_rl compare", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m lit_rl compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dirs", nargs="+", type=Path, help="run directories (<working_dir>/<name>)")
     parser.add_argument("--metric", default="test/episode_return")
     parser.add_argument("--last", type=int, default=1, help="score: the mean of the last N logged values")

@@ -140,7 +140,9 @@ def _quiet_onnx_exporter() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lit_rl export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m lit_rl export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt_path", type=Path, required=True, help="a lit_rl checkpoint (.ckpt)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the policy (.onnx or .pt)")
     parser.add_argument(
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         export_policy(args.ckpt_path, args.out, format, args.env_actions)
     except ExportError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"lit_rl: error: {error}", file=sys.stderr)
         return 2
     space = "env" if args.env_actions else "agent"
     how = "onnxruntime.InferenceSession(path)" if format == "onnx" else "torch.jit.load(path)"

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+EVAL_DIR = "eval"  # <run_dir>/eval/<evaluation>/: validate's and test's outputs, never read as training results
+
 
 def fsync_dir(path: Path) -> None:
     """Make the renames in ``path`` durable (a rename lives in the directory's own data)."""

@@ -5,6 +5,8 @@ Checked with lightning 2.6."""
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,6 +14,27 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.strategies import Strategy
+
+# Two messages on every run that say nothing about it: Lightning's advertisement for its cloud
+# logger (logged by every Trainer's logger connector through the rank-zero logger), and the
+# deprecation (torch 2.13) of the LeafSpec that Lightning's own _pytree still builds when it logs.
+LITLOGGER_TIP = "💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]"
+RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+LEAFSPEC_WARNING = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+
+
+def not_the_litlogger_tip(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(LITLOGGER_TIP)
+
+
+def quiet_lightning() -> None:
+    """Drop exactly those two messages (idempotent; done when this module is imported)."""
+    for name in RANK_ZERO_LOGGERS:
+        logging.getLogger(name).addFilter(not_the_litlogger_tip)
+    warnings.filterwarnings("ignore", message=LEAFSPEC_WARNING, category=FutureWarning)
+
+
+quiet_lightning()
 
 # Behaviour relied on, not an API: with an iterable train dataloader of unknown length,
 # Lightning fetches one item ahead of training_step. The rollout yields a PhaseEnd marker after
@@ -64,8 +87,8 @@ class CheckedCLI(LightningCLI):
 
     - ``check_ckpt_path()`` runs where LightningCLI reads ``--ckpt_path``'s hyperparameters
       (``_parse_ckpt_path``), so a bad checkpoint is reported before Lightning unpickles it;
-    - ``parse_ckpt_path()``, ``build_trainer()``, ``config_value()`` and ``callback_keys()``
-      wrap ``_parse_ckpt_path``, ``_instantiate_trainer``, ``_get`` and ``_parser``.
+    - ``parse_ckpt_path()``, ``build_trainer()``, ``config_value()``, ``callback_keys()`` and
+      ``option_strings()`` wrap ``_parse_ckpt_path``, ``_instantiate_trainer``, ``_get`` and ``_parser``.
     """
 
     def check_ckpt_path(self) -> None:
@@ -86,3 +109,7 @@ class CheckedCLI(LightningCLI):
 
     def callback_keys(self) -> list[str]:
         return list(self._parser(self.subcommand).callback_keys)
+
+    def option_strings(self, subcommand: str | None) -> list[str]:
+        """Every ``--key`` the parser of ``subcommand`` (None: the main parser) takes."""
+        return [option for action in self._parser(subcommand)._actions for option in action.option_strings]

@@ -2,7 +2,8 @@
 [--x-max 6000]``
 
 Reads each run's logged metrics from its W&B run files (``RUN_DIR/wandb/*run-*/run-*.wandb``, offline
-or online) and any CSVLogger ``metrics.csv`` under it, groups runs whose configs differ only in
+or online) and any CSVLogger ``metrics.csv`` under it (not under ``eval/``, where validate and test
+write), groups runs whose configs differ only in
 the seed (and name), and draws one colour per config: with 3 or more seeds the interquartile
 mean over seeds and its 95% stratified bootstrap interval (``lit_rl.stats``, where every seed
 has data), with fewer the mean and a band from the lowest to the highest seed.
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from lit_rl.files import EVAL_DIR
 
 # W&B's run file is a LevelDB-style log: a 7-byte header, then 32 KiB blocks of records, each
 # with a 7-byte header (crc32 u32, length u16, type u8); a protobuf may span several records.
@@ -85,7 +88,8 @@ def run_curve(run_dir: Path, metric: str, x: str, x_max: float | None = None) ->
     ``x_max``; a point logged twice (a resumed run repeats its last evaluation) keeps its last value."""
     wandb_files = sorted(run_dir.glob("wandb/*run-*/run-*.wandb"))  # not again through the latest-run link
     rows = [row for f in wandb_files for row in read_wandb(f)]
-    rows += [row for f in sorted(run_dir.rglob("metrics.csv")) for row in read_csv(f)]
+    csv_files = [f for f in run_dir.rglob("metrics.csv") if f.relative_to(run_dir).parts[0] != EVAL_DIR]
+    rows += [row for f in sorted(csv_files) for row in read_csv(f)]
     points = {row[x]: row[metric] for row in rows if isinstance(row.get(metric), int | float) and x in row}
     if not points:
         where = "wandb/*run-*/run-*.wandb and metrics.csv"
@@ -161,7 +165,9 @@ def plot(run_dirs: list[Path], metric: str, x: str, out: Path, x_max: float | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lit_rl plot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m lit_rl plot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dirs", nargs="+", type=Path, help="run directories (<working_dir>/<name>)")
     parser.add_argument("--metric", default="test/episode_return")
     parser.add_argument("--x", default="env_steps")

@@ -108,6 +108,19 @@ def grid(
     return runs
 
 
+def check_overrides(config: Path, sets: list[tuple[str, list[str]]], fit_args: list[str]) -> None:
+    """Parse every ``--set`` value (with the arguments after ``--``) as ``fit`` does, before any run
+    starts: a misspelled key or a value of the wrong type fails here, once, instead of in every run."""
+    from lit_rl.cli import ConfigError, LitRLCLI
+
+    for key, value in [("", ""), *((key, value) for key, values in sets for value in values)]:
+        override = [f"--{key}", value] if key else []  # first the config and the arguments after -- alone
+        try:
+            LitRLCLI.check_args(["fit", "--config", str(config), *override, *fit_args])
+        except ConfigError as error:
+            raise SweepError(f"--set {key}={value}: {error}" if key else str(error)) from None
+
+
 def _start(run: Run, threads: int) -> tuple[subprocess.Popen, object] | None:
     """Start ``run`` holding its lock (inherited by the ``fit`` process, so it stays held while the
     run lives even if this sweep process dies); None if another process holds it."""
@@ -200,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     fit_args = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
-    parser = argparse.ArgumentParser(prog="python -m lit_rl sweep", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m lit_rl sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--seeds", default="0", help="0-4, 0,2,5 or 3")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2", help="values of a fit key to sweep")
@@ -214,9 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.jobs < 1:
             raise SweepError(f"--jobs must be >= 1, got {args.jobs}")
         directory = args.dir or Path("sweeps") / args.config.stem
-        runs = grid(args.config, parse_seeds(args.seeds), [parse_set(s) for s in args.set], directory, fit_args)
+        sets = [parse_set(s) for s in args.set]
+        runs = grid(args.config, parse_seeds(args.seeds), sets, directory, fit_args)
+        check_overrides(args.config, sets, fit_args)
     except SweepError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"lit_rl: error: {error}", file=sys.stderr)
         return 2
     if args.print:
         for run in runs:

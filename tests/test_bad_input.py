@@ -4,6 +4,7 @@ worker starts or anything is written, and nothing already saved changes. The CLI
 subprocess to check that the user sees one line, not a traceback."""
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from lit_rl.cli import main
 from tests.conftest import DATA_KEY, ROOT, SMOKE, load_ckpt, ok, run_cli
 
 SMOKE_MPO = ROOT / "configs" / "smoke" / "mpo_pendulum.yaml"
+DEP_MPO = ROOT / "configs" / "dep_mpo_myolegwalk.yaml"
 CAR = ["--data.init_args.env.id", "MountainCarContinuous-v0", "--data.init_args.env.make_kwargs", "{}"]
 
 
@@ -47,9 +49,8 @@ def fails(args: list[str], capsys) -> str:
     """Run the CLI, expect it to stop with an error, return the message the user sees."""
     with pytest.raises(SystemExit) as stopped:
         main(args)
-    assert stopped.value.code != 0
-    err = capsys.readouterr().err
-    return stopped.value.code if isinstance(stopped.value.code, str) else err
+    assert stopped.value.code == 2  # as argparse's errors
+    return capsys.readouterr().err
 
 
 def truncate(path: Path) -> None:
@@ -102,7 +103,62 @@ CASES = {
         ["--name", "empty", "--ckpt_path", "last"],
         "--ckpt_path last: there is no",
     ),
+    # jsonargparse's errors, one line each (issue 23): the key, the problem, the closest valid keys
+    "misspelled key": (
+        ["--model.init_args.actor_lrr", "1e-3"],
+        "--model.init_args.actor_lrr: no such key of lit_rl.algos.DDPG; did you mean --model.init_args.actor_lr?",
+    ),
+    "misspelled key of a nested config": (
+        ["--data.init_args.replay.batch_sise", "3"],
+        "--data.init_args.replay.batch_sise: no such key of lit_rl.data.ReplayConfig; did you mean "
+        "--data.init_args.replay.batch_size",
+    ),
+    "misspelled env key": (["--data.init_args.env.idd", "x"], "did you mean --data.init_args.env.id?"),
+    "misspelled DEP key": (
+        ["--config", str(DEP_MPO), "--model.init_args.dep.kapa", "1"],
+        "--model.init_args.dep.kapa: no such key of lit_rl.explore.DEPConfig; "
+        "did you mean --model.init_args.dep.kappa?",
+    ),
+    "misspelled trainer key": (
+        ["--trainer.max_epohcs", "3"],
+        "--trainer.max_epohcs: no such key; did you mean --trainer.max_epochs",
+    ),
+    "wrong type, named": (["--data.init_args.total_steps", "abc"], "--data.init_args.total_steps abc: expected int"),
+    "wrong type of an optional key": (["--keep_checkpoints", "x"], "--keep_checkpoints x: expected int or null"),
+    "not one of the choices": (
+        ["--model.init_args.exploration_noise", "gauss"],
+        "--model.init_args.exploration_noise gauss: expected 'gaussian' or 'ornstein_uhlenbeck'",
+    ),
+    "unknown algorithm": (
+        ["--model.class_path", "lit_rl.algos.PPO"],
+        "--model lit_rl.algos.PPO: not one of the registered OffPolicyAlgorithm classes, lit_rl.algos.DDPG, ",
+    ),
+    "misspelled algorithm": (["--model", "lit_rl.algos.DPG"], "; did you mean lit_rl.algos.DDPG?"),
+    "unknown DataModule": (
+        ["--data", "lit_rl.data.Rollout"],
+        "registered RolloutDataModule classes, lit_rl.data.RolloutDataModule",
+    ),
+    "missing config file": (["--config", "{tmp}/nonexist.yaml"], "--config {tmp}/nonexist.yaml: no such file"),
+    "accelerator that is not there": (
+        ["--trainer.accelerator", "tpu"],
+        "--trainer.accelerator tpu: this machine has no tpu",
+    ),
+    "accelerator that is no accelerator": (
+        ["--trainer.accelerator", "gpuu"],
+        "--trainer.accelerator gpuu: not an accelerator",
+    ),
+    "trainer argument Lightning refuses": (
+        ["--trainer.devices", "0"],
+        "--trainer: `Trainer(devices='0')` value is not a valid",
+    ),
 }
+if not (torch.cuda.is_available() or torch.backends.mps.is_available()):
+    CASES["no GPU"] = (["--trainer.accelerator", "gpu"], "--trainer.accelerator gpu: this machine has no gpu device")
+if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
+    CASES["TensorBoard not installed"] = (
+        ["--trainer.logger", "TensorBoardLogger", "--trainer.logger.init_args.save_dir", "{tmp}"],
+        "--trainer.logger TensorBoardLogger needs tensorboard: pip install -e '.[tensorboard]'",
+    )
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -111,7 +167,8 @@ def test_bad_config_names_the_problem(case, tmp_path, capsys):
     extra = [arg.format(tmp=tmp_path) for arg in extra]
     args = ["fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--name", "run", "--trainer.logger", "false"]
     message = fails([*args, *extra], capsys)
-    assert expected in message, message
+    assert expected.format(tmp=tmp_path) in message, message
+    assert message.startswith("lit_rl: error: ") and len(message.strip().splitlines()) == 1, message  # no usage
     assert not (tmp_path / "pwned").exists()
     assert not list(tmp_path.rglob("*.ckpt")), "nothing was trained"
 
@@ -124,6 +181,12 @@ CHECKPOINT_CASES = {
     "checkpoint with other spaces": (None, SMOKE, CAR, "observations of size 3"),
     "missing replay file": (drop_replay, SMOKE, [], ".replay, which is missing"),
     "truncated replay file": (truncate_replay, SMOKE, [], "bytes instead of"),
+    "model key other than the checkpoint's": (
+        None,
+        SMOKE,
+        ["--model.init_args.actor_lr", "0.5"],
+        "model.init_args.actor_lr 0.5 (checkpoint: 0.001)",
+    ),  # fmt: skip
 }
 
 
@@ -161,6 +224,59 @@ def test_the_user_sees_one_line_not_a_traceback(tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == "lit_rl: error: parallel must be >= 1, got 0"
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("modle: 3\n", "--config: modle is not a key of fit; did you mean model?"),
+        (
+            "model: {class_path: lit_rl.algos.DDPG, init_args: {actor_lrr: 1}}\n",
+            "--model.init_args.actor_lrr: no such key of lit_rl.algos.DDPG; did you mean --model.init_args.actor_lr?",
+        ),
+        ("model: [\n", "Problems parsing config: while parsing a flow node did not find expected node content in"),
+    ],
+)
+def test_a_mistake_in_a_config_file_is_one_line(text, expected, tmp_path, capsys):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    message = fails(["fit", "--config", str(SMOKE), "--config", str(path), "--working_dir", str(tmp_path)], capsys)
+    assert message.startswith(f"lit_rl: error: {expected}") and len(message.strip().splitlines()) == 1, message
+
+
+def test_a_config_mistake_is_one_line_without_the_usage(tmp_path):
+    result = run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--model.init_args.actor_lrr", "1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "lit_rl: error: --model.init_args.actor_lrr: no such key of lit_rl.algos.DDPG; did you mean "
+        "--model.init_args.actor_lr?"
+    ]
+
+
+FAST_ERROR = """
+import sys
+from lit_rl.__main__ import main
+print(main(sys.argv[1:]), "lightning" in sys.modules, "torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["fit", "--config", "configs/nonexist.yaml"], "lit_rl: error: --config configs/nonexist.yaml: no such file"),
+        (["test", "-c=configs/nonexist.yaml"], "lit_rl: error: --config configs/nonexist.yaml: no such file"),
+        (
+            ["predict", "--config", str(SMOKE)],
+            "lit_rl: error: no command 'predict'; the commands: fit, validate, test, ",
+        ),
+    ],
+)
+def test_mistakes_found_before_lightning_is_imported(args, expected):
+    """A missing config file or an unknown command is reported at once, not after the 10-20 s
+    of importing torch and Lightning."""
+    result = subprocess.run([sys.executable, "-c", FAST_ERROR, *args], cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.split() == ["2", "False", "False"], result.stderr
+    assert result.stderr.startswith(expected) and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def mount_tmpfs(path: Path, options: str) -> None:

@@ -7,6 +7,8 @@ import shutil
 import pytest
 import yaml
 
+from lit_rl import catalog, export, sweep
+from lit_rl.__main__ import COMMANDS, TRAINER_COMMANDS
 from lit_rl.cli import LitRLCLI
 from tests.conftest import DATA_KEY, ROOT, SMOKE, load_ckpt, logged_rows, ok, run_cli
 
@@ -89,9 +91,21 @@ def test_resume_false_starts_fresh_and_keeps_the_old_run(trained_run, tmp_path):
 
 
 def test_metric_names_with_csv_logger_and_worker_processes(tmp_path):
-    extra = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger"]
-    ok(smoke("fit", tmp_path, *extra, "--data.init_args.parallel", "2", "--data.init_args.sequential", "1", name="csv"))
-    rows = logged_rows(tmp_path / "csv")
+    # The save_dir given is the logger's (it used to be replaced by the run directory without a word).
+    extra = [
+        "--trainer.logger",
+        "lightning.pytorch.loggers.CSVLogger",
+        "--trainer.logger.save_dir",
+        str(tmp_path / "logs"),
+    ]
+    workers = ["--data.init_args.parallel", "2", "--data.init_args.sequential", "1"]
+    result = ok(smoke("fit", tmp_path, *extra, *workers, name="csv"))
+    assert not list((tmp_path / "csv").rglob("metrics.csv"))
+    rows = logged_rows(tmp_path / "logs")
+    # fit ends with where things are: the last test return, the checkpoint, the plot command
+    summary = result.stdout[result.stdout.index("lit_rl: finished") :]
+    assert "test/episode_return" in summary and str(tmp_path / "csv" / "checkpoints" / "last.ckpt") in summary
+    assert f"python -m lit_rl plot {tmp_path / 'csv'}" in summary
     names = set(rows[0])
     for name in [
         "env_steps",
@@ -137,9 +151,29 @@ SHIPPED = sorted((ROOT / "configs").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("config", SHIPPED, ids=[p.stem for p in SHIPPED])
-def test_every_shipped_config_builds(config):
+def test_every_shipped_config_builds(config, tmp_path):
     """Each config's keys exist and its model and DataModule build (the envs are probed, not run)."""
     if "scone" in config.stem and importlib.util.find_spec("sconegym") is None:
         pytest.skip("sconegym is not installed")
-    cli = LitRLCLI(args=["--config", str(config), "--trainer.logger", "false"], run=False)
+    cli = LitRLCLI(
+        args=["--config", str(config), "--trainer.logger", "false", "--working_dir", str(tmp_path)], run=False
+    )
     assert cli.model.observation_dim == cli.datamodule.observation_dim
+
+
+def test_help_lists_every_command_in_one_line_each():
+    result = ok(run_cli("--help"))
+    lines = result.stdout.splitlines()
+    for command in [*TRAINER_COMMANDS, *COMMANDS]:
+        assert sum(line.startswith(f"  {command} ") for line in lines) == 1, (command, result.stdout)
+    assert "predict" not in result.stdout
+    assert set(TRAINER_COMMANDS) == set(LitRLCLI.subcommands())  # predict is left out of the LightningCLI
+
+
+@pytest.mark.parametrize("module", [catalog, export, sweep], ids=["algorithms", "export", "sweep"])
+def test_command_help_holds_the_whole_description(module, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        module.main(["--help"])
+    assert stopped.value.code == 0
+    shown = capsys.readouterr().out
+    assert all(line in shown for line in module.__doc__.strip().splitlines()), shown

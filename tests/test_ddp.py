@@ -79,7 +79,11 @@ def test_evaluation_is_split_over_ranks_and_gathered(ddp_run):
     during_training = last_logged(logged_rows(ddp_run / "ddp" / "fit"), "test/episode_return")
     ok(run_cli("validate", "--config", str(SMOKE), "--working_dir", str(ddp_run), "--name", "ddp",
                "--ckpt_path", "last", *csv_logger("validate")))  # fmt: skip
-    one_process = last_logged(logged_rows(ddp_run / "ddp" / "validate"), "test/episode_return")
+    [evaluation] = (ddp_run / "ddp" / "eval").iterdir()  # validate writes into a folder of its own
+    assert last_logged(logged_rows(evaluation), "test/episode_return") == pytest.approx(
+        json.loads((evaluation / "metrics.json").read_text())["metrics"]["test/episode_return"]
+    )
+    one_process = last_logged(logged_rows(evaluation), "test/episode_return")
     assert during_training == pytest.approx(one_process, rel=1e-5)
 
 

@@ -3,23 +3,32 @@
 one fails here, by name."""
 
 import inspect
+import logging
 import os
+import re
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities import _pytree
 
 from lit_rl.lightning_internals import (
+    LEAFSPEC_WARNING,
+    LITLOGGER_TIP,
     PREFETCHED_ITEMS,
+    RANK_ZERO_LOGGERS,
     CheckedCLI,
     attached_trainer,
     drop_wandb_anonymous,
+    not_the_litlogger_tip,
+    quiet_lightning,
     save_checkpoint,
     should_log,
     start_method,
@@ -147,3 +156,54 @@ def test_wandb_logger_passes_anonymous_and_dropping_it_silences_wandb(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "anonymous" not in result.stderr
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def tips_logged(tmp_path) -> list[str]:
+    """The litlogger tips a new Trainer logs (at INFO, whatever level pytest leaves Lightning at)."""
+    handler, lightning_logger = Records(), logging.getLogger("lightning.pytorch")
+    level = lightning_logger.level
+    lightning_logger.setLevel(logging.INFO)
+    loggers = [logging.getLogger(name) for name in RANK_ZERO_LOGGERS]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        Trainer(logger=CSVLogger(tmp_path), enable_checkpointing=False, enable_progress_bar=False)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        lightning_logger.setLevel(level)
+    return [m for m in handler.messages if "litlogger" in m]
+
+
+def test_the_litlogger_tip_is_dropped_and_still_the_one_lightning_logs(tmp_path):
+    """Fails when Lightning changes the tip's text or logger, and the filter would drop nothing."""
+    assert tips_logged(tmp_path) == []
+    for name in RANK_ZERO_LOGGERS:
+        logging.getLogger(name).removeFilter(not_the_litlogger_tip)
+    try:
+        tips = tips_logged(tmp_path)
+    finally:
+        quiet_lightning()
+    assert len(tips) == 1 and tips[0].startswith(LITLOGGER_TIP), tips
+
+
+def test_the_leafspec_warning_is_dropped_and_still_the_one_lightning_causes():
+    """Lightning's _tree_flatten builds torch's deprecated LeafSpec; fails when either changes."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _pytree._tree_flatten(1.0)
+    assert any(w.category is FutureWarning and re.match(LEAFSPEC_WARNING, str(w.message)) for w in caught), caught
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_lightning()  # on top of "always"
+        _pytree._tree_flatten(1.0)
+    assert caught == []

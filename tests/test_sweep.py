@@ -60,10 +60,12 @@ def test_sweep_survives_a_kill_and_compare_reports_iqm_and_intervals(tmp_path):
     def done(name) -> bool:
         return (tmp_path / name / DONE).is_file()
 
-    def saved_mid_run(name) -> bool:  # its last.ckpt is the one at 200 of 400 steps
-        return (tmp_path / name / "checkpoints" / "step=200.ckpt").is_file() and not (
-            tmp_path / name / "checkpoints" / "step=400.ckpt"
-        ).is_file()
+    def saved_mid_run(name) -> bool:  # its last.ckpt is the one at 200 of 400 steps (written after step=200.ckpt)
+        checkpoints = tmp_path / name / "checkpoints"
+        return (
+            all((checkpoints / f).is_file() for f in ("step=200.ckpt", "last.ckpt"))
+            and not (checkpoints / "step=400.ckpt").is_file()
+        )
 
     deadline = time.monotonic() + 300
     while not (any(map(done, NAMES)) and any(map(saved_mid_run, NAMES))):
@@ -97,3 +99,39 @@ def test_sweep_survives_a_kill_and_compare_reports_iqm_and_intervals(tmp_path):
     )
     assert low <= value <= high
     assert (tmp_path / "compare.png").stat().st_size > 10_000
+
+    # Evaluating a run (with the config it saved, as a user would) leaves the training results alone.
+    evaluated = tmp_path / NAMES[0]
+    before = (evaluated / "config.yaml").read_bytes()
+    ok(run_cli("test", "--config", str(evaluated / "config.yaml"), "--ckpt_path", "last"))
+    assert (evaluated / "config.yaml").read_bytes() == before
+    [evaluation] = (evaluated / "eval").iterdir()
+    assert {"config.yaml", "metrics.json"} <= {p.name for p in evaluation.iterdir()}
+    again = ok(run_cli("compare", *(str(tmp_path / n) for n in NAMES), "--out", str(tmp_path / "compare.png")))
+    assert [line for line in again.stdout.splitlines() if line.startswith("| actor_lr=")] == rows
+    third = ok(subprocess.run(command, cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600))
+    assert [line for line in third.stdout.splitlines() if line.startswith("| ")] == [
+        line for line in table.splitlines() if line.startswith("| ")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            "model.init_args.actor_lrr=1e-3,1e-4",
+            "--set model.init_args.actor_lrr=1e-3: --model.init_args.actor_lrr: no such key of lit_rl.algos.DDPG; "
+            "did you mean --model.init_args.actor_lr?",
+        ),
+        (
+            "model.init_args.actor_lr=1e-3,fast",
+            "--set model.init_args.actor_lr=fast: --model.init_args.actor_lr fast: ",
+        ),
+    ],
+)
+def test_a_bad_set_key_or_value_stops_the_sweep_before_any_run(values, expected, tmp_path):
+    result = run_cli("sweep", "--config", str(SMOKE), "--seeds", "0-1", "--set", values, "--dir", str(tmp_path / "s"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"lit_rl: error: {expected}"), result.stderr
+    assert not (tmp_path / "s").exists() and result.stdout == ""

@@ -75,14 +75,16 @@ def test_validate_a_checkpoint_writes_videos(recorded_run, tmp_path):
     shutil.copytree(recorded_run, run_dir, ignore=shutil.ignore_patterns("videos", "wandb"))
     extra = ["--ckpt_path", "last", *RECORD, "--data.init_args.video.episodes", "2"]
     ok(run_cli("validate", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--name", "smoke", *extra))
-    videos = run_dir / "videos"
+    [evaluation] = (run_dir / "eval").iterdir()  # an evaluation writes to its own folder, not the run's videos/
+    assert not (run_dir / "videos").exists()
+    videos = evaluation / "videos"
     # named after the checkpoint's env steps; the second test episode starts from another seed
     assert sorted(p.name for p in videos.iterdir()) == ["400-1.mp4", "400.mp4"]
     for path in videos.iterdir():
         assert_video(path, PENDULUM_FRAMES, (500, 500), fps=20)
     assert (videos / "400.mp4").read_bytes() == (recorded_run / "videos" / "400.mp4").read_bytes()
     assert (videos / "400.mp4").read_bytes() != (videos / "400-1.mp4").read_bytes()
-    assert len(wandb_videos(run_dir)) == 2
+    assert len(wandb_videos(evaluation)) == 2
 
 
 @needs_mujoco_gl
@@ -93,7 +95,8 @@ def test_myolegwalk_episode_video(tmp_path):
     length = int(float(re.search(r"test/episode_length\W+([\d.]+)", result.stdout).group(1)))
     assert 0 < length <= 40
     # 100 Hz control, max_fps 30: every 4th step is rendered and the video plays in real time at 25 fps
-    assert_video(tmp_path / "myo" / "videos" / "0.mp4", 1 + length // 4, (640, 480), fps=25)
+    [evaluation] = (tmp_path / "myo" / "eval").iterdir()
+    assert_video(evaluation / "videos" / "0.mp4", 1 + length // 4, (640, 480), fps=25)
 
 
 @needs_mujoco_gl
