@@ -22,6 +22,7 @@ from lit_rl.cli import AlreadyFinished, ConfigError, LitRLCLI
 from lit_rl.data.evaluation import TEST_SEED_OFFSET
 from lit_rl.envs import ActionMap, EnvConfig, guarded_step, make_env
 from lit_rl.export import ExportError, load_algorithm
+from lit_rl.files import run_dir_of
 from lit_rl.video import VideoRecorder, configure_rendering, rendering_config
 
 __all__ = [
@@ -59,9 +60,7 @@ class Policy:
             everything = config.get("seed_everything")
             seed = everything if isinstance(everything, int) and not isinstance(everything, bool) else 0
         self.test_seed = seed + TEST_SEED_OFFSET
-        probe = make_env(self.env_config)
-        self.action_map = ActionMap(probe.action_space, self.env_config)
-        probe.close()
+        self.action_map = ActionMap.of(self.env_config)
 
     @property
     def env_id(self) -> str:
@@ -92,7 +91,7 @@ def load_policy(path: str | Path) -> Policy:
     ckpt_path = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
     if not ckpt_path.is_file():
         raise ConfigError(f"{path}: no checkpoint {ckpt_path}")
-    config_path = ckpt_path.resolve().parent.parent / "config.yaml"  # <run_dir>/checkpoints/<name>.ckpt
+    config_path = run_dir_of(ckpt_path) / "config.yaml"
     if not config_path.is_file():
         raise ConfigError(f"{ckpt_path}: the run's config {config_path} is missing (it names the env)")
     try:

@@ -24,7 +24,7 @@ from lit_rl.callbacks import EnvStepCheckpoint, EnvStepProgressBar, check_output
 from lit_rl.config_errors import explain, trainer_problem
 from lit_rl.data import ReplayBuffer, RolloutDataModule
 from lit_rl.distributed import RANKS_KEY, checkpoint_world_message, ddp_strategy
-from lit_rl.files import EVAL_DIR, write_atomically
+from lit_rl.files import EVAL_DIR, run_dir_of, write_atomically
 from lit_rl.lightning_internals import CheckedCLI, drop_wandb_anonymous, start_method
 
 log = logging.getLogger(__name__)
@@ -458,11 +458,6 @@ class LitRLCLI(CheckedCLI):
                 "back, not the envs, replay and step counters; use ddp (the default with several devices)"
             )
         return trainer
-
-
-def run_dir_of(ckpt_path: Path) -> Path:
-    """The run directory a checkpoint belongs to (``<run_dir>/checkpoints/<file>``)."""
-    return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
 
 
 def _plain(value):

@@ -27,7 +27,7 @@ import torch
 import yaml
 
 from lit_rl.algos.base import OffPolicyAlgorithm
-from lit_rl.files import replaced_atomically
+from lit_rl.files import replaced_atomically, run_dir_of
 from lit_rl.lightning_internals import tracing
 
 FORMATS = ("onnx", "torchscript")
@@ -78,16 +78,12 @@ class EnvActions(torch.nn.Module):
 
 def env_actions(ckpt_path: Path) -> EnvActions:
     """The action mapping of the run the checkpoint belongs to (``<run dir>/config.yaml``)."""
-    from lit_rl.envs import EnvConfig, make_env
-    from lit_rl.envs.make import ActionMap
+    from lit_rl.envs import ActionMap, EnvConfig
 
-    config_path = ckpt_path.resolve().parent.parent / "config.yaml"
+    config_path = run_dir_of(ckpt_path) / "config.yaml"
     if not config_path.is_file():
         raise ExportError(f"--env_actions needs the run's config, {config_path}, which is missing")
-    env = EnvConfig(**yaml.safe_load(config_path.read_text())["data"]["init_args"]["env"])
-    probe = make_env(env)
-    action_map = ActionMap(probe.action_space, env)
-    probe.close()
+    action_map = ActionMap.of(EnvConfig(**yaml.safe_load(config_path.read_text())["data"]["init_args"]["env"]))
     return EnvActions(action_map.low, action_map.high, action_map.scaled, action_map.sigmoid)
 
 

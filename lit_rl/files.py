@@ -12,6 +12,12 @@ from typing import IO, Any
 EVAL_DIR = "eval"  # <run_dir>/eval/<evaluation>/: validate's and test's outputs, never read as training results
 
 
+def run_dir_of(ckpt_path: Path) -> Path:
+    """The run directory a checkpoint belongs to (``<run_dir>/checkpoints/<file>``)."""
+    ckpt_path = Path(ckpt_path).resolve()
+    return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+
+
 def fsync_dir(path: Path) -> None:
     """Make the renames in ``path`` durable (a rename lives in the directory's own data)."""
     fd = os.open(path, os.O_RDONLY)

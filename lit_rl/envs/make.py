@@ -101,6 +101,15 @@ class ActionMap:
         else:
             self.agent_space = gym.spaces.Box(self.low, self.high, env_space.shape, np.float32)
 
+    @classmethod
+    def of(cls, config: EnvConfig) -> ActionMap:
+        """The mapping for ``config``'s env (made once to read its action space)."""
+        probe = make_env(config)
+        try:
+            return cls(probe.action_space, config)
+        finally:
+            probe.close()
+
     def __call__(self, actions: np.ndarray) -> np.ndarray:
         if self.scaled:
             actions = np.clip(actions, -1.0, 1.0)
