@@ -24,7 +24,7 @@ Each run's directory (``bench_runs/myoleg_learning/<variant>_seed<seed>``: confi
 metrics.csv, checkpoints every ``--save`` steps) is kept; a run that finished (it has
 ``result.json``) is not run again and an interrupted one resumes from its last checkpoint, so the
 script can be stopped and started again, and ``--report`` only rewrites the table and figures
-from what is there. Writes the ``myoleg-learning-table`` section of BENCHMARKS.md and
+from what is there (a run still going is shown up to its last logged epoch). Writes the ``myoleg-learning-table`` section of BENCHMARKS.md and
 docs/myoleg_learning_{test,train}.png (drawn by ``python -m lit_rl plot``, with the published
 curve in ``bench_runs/myoleg_learning/deprl_published/metrics.csv``, lit_rl's metric names).
 
@@ -54,6 +54,7 @@ from summary import ROOT, machine_line, rewrite_section
 # From MyoSuite's myosuite/agents/baselines_DEPRL/myoLegWalk_20230514/myoLeg/log.csv, every 200k-step epoch
 PUBLISHED = ROOT / "bench" / "data" / "deprl_myolegwalk_curve.csv"
 OUT = ROOT / "bench_runs" / "myoleg_learning"
+FULL_LENGTH = 1000  # myoLegWalk-v0's max_episode_steps: an episode that long did not fall
 CONFIG = "configs/dep_mpo_myolegwalk.yaml"
 PROTOCOL = [
     "--data.init_args.env.make_kwargs", '{"reset_type": "init"}',
@@ -167,6 +168,8 @@ def epochs(directory: Path, epoch_steps: int) -> dict[int, dict[str, float]]:
             steps = row["env_steps"]
         if "test/episode_length" in row:
             out.setdefault(epoch, {})["test"] = row["test/episode_length"]
+        if "test/episode_length_max" in row:
+            out[epoch]["test_max"] = row["test/episode_length_max"]
     for epoch, (length_sum, count, epoch_steps, seconds) in sums.items():
         entry = out.setdefault(epoch, {})
         if count:
@@ -178,9 +181,23 @@ def epochs(directory: Path, epoch_steps: int) -> dict[int, dict[str, float]]:
 
 def published() -> dict[int, dict[str, float]]:
     return {
-        int(r["env_steps"]): {"train": r["train_episode_length"], "test": r["test_episode_length_mean"]}
+        int(r["env_steps"]): {
+            "train": r["train_episode_length"],
+            "test": r["test_episode_length_mean"],
+            "test_max": r["test_episode_length_max"],
+        }
         for r in read_rows(PUBLISHED)
     }
+
+
+def has_metrics(directory: Path) -> bool:
+    """A run that has logged (finished, or interrupted and resumable: its table so far is shown)."""
+    return any(directory.glob("**/metrics.csv"))
+
+
+def full_length(per_epoch: dict[int, dict[str, float]], kind: str, length: int = FULL_LENGTH) -> int | None:
+    """The first epoch whose test episodes reached ``length`` steps: one of them (``test_max``) or all (``test``)."""
+    return next((e for e, values in sorted(per_epoch.items()) if values.get(kind, 0) >= length), None)
 
 
 def write_published_run(out: Path) -> Path:
@@ -210,9 +227,10 @@ def table(out: Path, runs: list[tuple[str, int]], budget: Budget) -> str:
     ]
     for variant, seed in runs:
         directory = run_dir(out, variant, seed)
-        if not (directory / "result.json").is_file():
+        if not has_metrics(directory):
             continue
-        label = f"{VARIANTS[variant][0]}, seed {seed}"
+        running = "" if (directory / "result.json").is_file() else " (running, resumable)"
+        label = f"{VARIANTS[variant][0]}, seed {seed}{running}"
         for epoch, values in sorted(epochs(directory, budget.epoch).items()):
             if epoch > budget.steps:
                 continue
@@ -237,22 +255,34 @@ def summary(out: Path, runs: list[tuple[str, int]], budget: Budget) -> list[str]
         values = [v for v in values if v is not None]
         return sum(values) / len(values) if values else None
 
+    def steps(epoch: int | None) -> str:
+        return "–" if epoch is None else f"{epoch / 1e6:g} M"
+
     lines = [
-        f"Means over the learning epochs ({span} steps) and the wall time of the whole run:",
+        f"Means over the learning epochs ({span} steps), the first epoch with a full-length "
+        f"({FULL_LENGTH:,}-step) test episode and with all test episodes full-length (– : not within the "
+        "steps run), and the wall time:",
         "",
-        "| run | train ep. length | test ep. length | wall time (min) |",
-        "|---|---|---|---|",
-        f"| deprl, published | {fmt(mean([ref.get(e, {}).get('train') for e in learning]))} | "
-        f"{fmt(mean([ref.get(e, {}).get('test') for e in learning]))} | |",
+        "| run | env steps run | train ep. length | test ep. length | first full-length test episode | "
+        "all test episodes full-length | wall time (min) |",
+        "|---|---|---|---|---|---|---|",
+        f"| deprl, published | {steps(max(ref))} | {fmt(mean([ref.get(e, {}).get('train') for e in learning]))} | "
+        f"{fmt(mean([ref.get(e, {}).get('test') for e in learning]))} | {steps(full_length(ref, 'test_max'))} | "
+        f"{steps(full_length(ref, 'test'))} | |",
     ]
     for variant, seed in runs:
         directory = run_dir(out, variant, seed)
-        if not (directory / "result.json").is_file():
+        if not has_metrics(directory):
             continue
-        per_epoch = epochs(directory, budget.epoch)
+        per_epoch = {e: v for e, v in epochs(directory, budget.epoch).items() if e <= budget.steps}
         train, test = (mean([per_epoch.get(e, {}).get(kind) for e in learning]) for kind in ("train", "test"))
-        wall = json.loads((directory / "result.json").read_text())["wall_s"] / 60
-        lines.append(f"| {VARIANTS[variant][0]}, seed {seed} | {fmt(train)} | {fmt(test)} | {wall:.0f} |")
+        result = directory / "result.json"
+        wall = f"{json.loads(result.read_text())['wall_s'] / 60:.0f}" if result.is_file() else "running"
+        lines.append(
+            f"| {VARIANTS[variant][0]}, seed {seed} | {steps(max(per_epoch, default=None))} | {fmt(train)} | "
+            f"{fmt(test)} | {steps(full_length(per_epoch, 'test_max'))} | {steps(full_length(per_epoch, 'test'))} "
+            f"| {wall} |"
+        )
     return lines
 
 
@@ -260,7 +290,7 @@ def figures(out: Path, runs: list[tuple[str, int]], steps: int, figure_dir: Path
     from lit_rl.plot import plot
 
     directories = [write_published_run(out)] if min(published()) <= steps else []
-    directories += [run_dir(out, v, s) for v, s in runs if (run_dir(out, v, s) / "result.json").is_file()]
+    directories += [run_dir(out, v, s) for v, s in runs if has_metrics(run_dir(out, v, s))]
     lines = []
     for kind in ("test", "train"):
         figure = figure_dir / f"{out.name}_{kind}.png"  # myoleg_learning_test.png for the default --out

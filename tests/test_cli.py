@@ -113,6 +113,7 @@ def test_metric_names_with_csv_logger_and_worker_processes(tmp_path):
         "train/episode_length",
         "test/episode_return",
         "test/episode_length",
+        "test/episode_length_max",
         "perf/env_steps_per_s",
         "replay/size",
         "loss/actor",

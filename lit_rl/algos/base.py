@@ -438,6 +438,7 @@ class OffPolicyAlgorithm(LightningModule):
             "test/episode_return_min": returns.min(),
             "test/episode_return_max": returns.max(),
             "test/episode_length": lengths.mean(),
+            "test/episode_length_max": lengths.max(),  # a first full-length episode shows here before the mean
         }
         datamodule = self.trainer.datamodule
         if datamodule is not None:
