@@ -222,31 +222,39 @@ def report(out: Path, runs: list[tuple[str, int]], protocol: Protocol) -> str:
                     cells.append(interval_text(*(float(v) for v in iqm_interval(np.array(values)))))
             lines.append(f"| {step:,} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["**Speed** (env steps/s over the learning epochs, evaluation included; wall time of the run):", "",
-              "| run | env steps/s, DEP-only epochs | env steps/s, learning epochs | wall time (min) |",
-              "|---|---|---|---|"]  # fmt: skip
+    lines += ["**Speed**: env steps/s per epoch (evaluation included), the median over the DEP-only and over the "
+              "learning epochs (robust to an epoch slowed by another job on the machine) and the mean; wall time of "
+              "the run:", "",
+              "| run | DEP-only epochs: median | learning epochs: median | learning epochs: mean | per epoch | "
+              "wall time (min) |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
     learning = [p for p in points if p > protocol.warmup]
     warmup = [p for p in points if p <= protocol.warmup]
     rates: dict[str, list[float]] = {}
     for s in sides:
         for seed in seeds[s]:
-            epoch_rates = data[(s, seed)]
+            rows = data[(s, seed)]
 
-            def mean(ps, rows=epoch_rates):
-                values = [rows[p]["steps_per_s"] for p in ps if rows.get(p, {}).get("steps_per_s")]
-                return sum(values) / len(values) if values else None
+            def epoch_rates(ps, rows=rows):
+                return [rows[p]["steps_per_s"] for p in ps if rows.get(p, {}).get("steps_per_s")]
 
             wall = json.loads((out / f"{s}_seed{seed}" / "result.json").read_text())["wall_s"] / 60
-            rate = mean(learning)
-            if rate is not None:
-                rates.setdefault(s, []).append(rate)
-            lines.append(f"| {SIDES[s][0]}, seed {seed} | {fmt(mean(warmup), 0)} | {fmt(rate, 0)} | {wall:.0f} |")
+            learned = epoch_rates(learning)
+            median = float(np.median(learned)) if learned else None
+            if median is not None:
+                rates.setdefault(s, []).append(median)
+            every = ", ".join(f"{r:.0f}" for r in epoch_rates(points))
+            dep_only = epoch_rates(warmup)
+            lines.append(
+                f"| {SIDES[s][0]}, seed {seed} | {fmt(np.median(dep_only) if dep_only else None, 0)} | {fmt(median, 0)}"
+                f" | {fmt(np.mean(learned) if learned else None, 0)} | {every} | {wall:.0f} |"
+            )
     if "deprl" in rates:
-        base = sum(rates["deprl"]) / len(rates["deprl"])
+        base = float(np.mean(rates["deprl"]))
         for s in sides:
             if s != "deprl" and s in rates:
-                ratio = sum(rates[s]) / len(rates[s]) / base
-                lines += ["", f"{SIDES[s][0]} / deprl, env steps/s in the learning epochs: **{ratio:.2f}x**"]
+                ratio = float(np.mean(rates[s])) / base
+                lines += ["", f"{SIDES[s][0]} / deprl, median env steps/s in the learning epochs: **{ratio:.2f}x**"]
     return "\n".join(lines)
 
 

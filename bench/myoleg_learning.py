@@ -24,9 +24,10 @@ Each run's directory (``bench_runs/myoleg_learning/<variant>_seed<seed>``: confi
 metrics.csv, checkpoints every ``--save`` steps) is kept; a run that finished (it has
 ``result.json``) is not run again and an interrupted one resumes from its last checkpoint, so the
 script can be stopped and started again, and ``--report`` only rewrites the table and figures
-from what is there (a run still going is shown up to its last logged epoch). Writes the ``myoleg-learning-table`` section of BENCHMARKS.md and
-docs/myoleg_learning_{test,train}.png (drawn by ``python -m lit_rl plot``, with the published
-curve in ``bench_runs/myoleg_learning/deprl_published/metrics.csv``, lit_rl's metric names).
+from what is there (a run still going is shown up to its last logged epoch). Writes the
+``myoleg-learning-table`` section of BENCHMARKS.md and docs/myoleg_learning_{test,train}.png
+(drawn by ``python -m lit_rl plot``, with the published curve in
+``bench_runs/myoleg_learning/deprl_published/metrics.csv``, lit_rl's metric names).
 
     python bench/myoleg_learning.py [--runs dep_mpo:0 dep_sac:0 ...] [--steps 1600000] [--report]
 
