@@ -205,5 +205,4 @@ def train(
         if isinstance(error.__context__, KeyboardInterrupt):  # Lightning answers Ctrl+C with sys.exit(1)
             raise KeyboardInterrupt from None
         raise
-    metrics = {key: float(value) for key, value in cli.trainer.callback_metrics.items()}
-    return TrainResult(cli.run_dir, metrics)
+    return TrainResult(cli.run_dir, cli.last_metrics())

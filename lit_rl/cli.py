@@ -312,6 +312,10 @@ class LitRLCLI(CheckedCLI):
     def after_test(self) -> None:
         self._write_evaluation()
 
+    def last_metrics(self) -> dict[str, float]:
+        """The last logged value of each metric (what fit, validate and test report)."""
+        return {name: float(value) for name, value in self.trainer.callback_metrics.items()}
+
     def _write_evaluation(self) -> None:
         """``metrics.json`` of the evaluation folder: what was evaluated and every metric."""
         if not self.trainer.is_global_zero:
@@ -319,7 +323,7 @@ class LitRLCLI(CheckedCLI):
         record = {
             "command": self.subcommand,
             "ckpt_path": self.config_value(self.config, "ckpt_path"),
-            "metrics": {name: float(value) for name, value in self.trainer.callback_metrics.items()},
+            "metrics": self.last_metrics(),
         }
         self.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.output_dir / "metrics.json"
@@ -332,7 +336,7 @@ class LitRLCLI(CheckedCLI):
         """One summary for the person who started the run: where things are and how to look at them."""
         if not self.trainer.is_global_zero or self.trainer.interrupted:
             return
-        metrics = {name: float(value) for name, value in self.trainer.callback_metrics.items()}
+        metrics = self.last_metrics()
         lines = [f"lit_rl: finished {self.run_dir}"]
         if metrics:
             lines.append(f"  last metrics: {_metrics_text(metrics)}")
