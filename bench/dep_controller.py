@@ -17,7 +17,7 @@ import time
 import torch
 from summary import machine_line, spread
 
-from lit_rl.explore.dep import DEPConfig, DEPController
+from lit_rl.acting.dep import DEPConfig, DEPController
 
 MYOLEG = DEPConfig(kappa=1169.7, tau=40, buffer_size=200, bias_rate=0.002, time_dist=5, s4avg=2)
 

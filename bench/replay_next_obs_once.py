@@ -1,19 +1,19 @@
-"""Measures storing each observation once in the replay: would it halve a myoLegWalk replay
-without changing what training samples?
+"""Measures the replay storing each observation once against the layout it replaced: bytes per
+transition, the size of a 1e6-transition myoLegWalk replay, and that training samples the same.
 
-``ReplayBuffer`` keeps an observation and a next observation per transition. Within an episode
-the next observation of row ``t`` is the observation of row ``t + 1``, and with n-step returns
-the bootstrap observation of a row is that of the row ``k <= n`` steps later. So
-``SharedObservationReplay`` below keeps the observations, a per-row ``horizon`` k (int8) and,
-for the rows where an episode ended (the next row then holds the next episode's first
-observation), the true final observation in a side table; the newest row's next observation
-waits in one extra row. It is fed the same transitions as ``ReplayBuffer`` (real myoLegWalk-v0
-envs, 10 envs, random actions in [-1, 1] through the muscle sigmoid, n = 3, ring wrapped twice)
-and both are sampled with the same generator: every field of every batch must be bit-identical.
-Memory is counted as the bytes of the tensors each allocates, with the side table at the
-episode-end rate measured (random actions fall after about 30 steps: the worst case) and at the
-rate of the DEP-MPO soak's replay file when there is one (``bench_runs/soak``). Writes the
-``replay-memory`` section of BENCHMARKS.md.
+``ReplayBuffer`` stores each observation once: within an episode the next observation of row
+``t`` is the observation of row ``t + 1``, a per-row horizon says which row an n-step return
+ends on, a side table keeps the true final observation where an episode ended, and the newest
+row's next observation waits in one extra row. ``TwoArrayReplay`` below is the layout before it
+(an observation and a next observation per row), kept here only to compare with. Both are fed
+the same transitions (real myoLegWalk-v0 envs, 10 envs, random actions in [-1, 1] through the
+muscle sigmoid, n = 3, the ring wrapped twice) and sampled with the same generators: every
+field of every batch, and the rows ``recent`` returns, must be bit-identical, also after a
+save and load of ``ReplayBuffer``. Memory is counted as the bytes of the tensors each
+allocates; the side table at the episode-end rate measured (random actions fall after about 30
+steps: the worst case) and at the rate of the DEP-MPO soak's replay file when there is one
+(``bench_runs/soak``). About a minute on two cores. Writes the ``replay-memory`` section of
+BENCHMARKS.md.
 
     python bench/replay_next_obs_once.py
 """
@@ -22,40 +22,48 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from summary import ROOT, machine_line, rewrite_section
 
 sys.path.insert(0, str(ROOT))
-from lit_rl.contract import Batch  # noqa: E402
 from lit_rl.data.replay import ReplayBuffer  # noqa: E402
 from lit_rl.envs import EnvConfig, SequentialEnvs  # noqa: E402
 
+BATCH_FIELDS = ("observations", "actions", "rewards", "next_observations", "discounts")
+ROW_FIELDS = ("observations", "actions", "next_observations", "rewards", "terminations", "resets")
 
-class SharedObservationReplay(ReplayBuffer):
-    """``ReplayBuffer``'s storage and sampling with each observation stored once (measurement only)."""
 
-    def __init__(self, size, num_envs, observation_dim, action_dim, return_steps=1, discount=0.99):
-        super().__init__(size, num_envs, observation_dim, action_dim, return_steps, discount)
-        self.next_observations = None  # not stored: that is the point
-        self.observations = torch.empty(self.rows + 1, num_envs, observation_dim)  # + the newest's successor
-        self.horizons = torch.zeros(self.rows, num_envs, dtype=torch.int8)
-        self.finals: dict[tuple[int, int], torch.Tensor] = {}  # (row, env) -> final observation
+class TwoArrayReplay:
+    """The layout before: ``ReplayBuffer``'s store and sample with a next observation per row."""
+
+    FIELDS = ("observations", "actions", "next_observations", "rewards", "discounts", "resets", "terminations")
+
+    def __init__(self, size, num_envs, observation_dim, action_dim, return_steps, discount):
+        self.rows, self.num_envs, self.return_steps, self.gamma = size // num_envs, num_envs, return_steps, discount
+        r, e = self.rows, num_envs
+        self.observations = torch.empty(r, e, observation_dim)
+        self.actions = torch.empty(r, e, action_dim)
+        self.next_observations = torch.empty(r, e, observation_dim)
+        self.rewards, self.discounts = torch.empty(r, e), torch.empty(r, e)
+        self.resets = torch.empty(r, e, dtype=torch.bool)
+        self.terminations = torch.empty(r, e, dtype=torch.bool)
+        self.index = self.filled = 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, name).nbytes for name in self.FIELDS)
 
     def store(self, observations, actions, next_observations, rewards, terminated, truncated) -> None:
         i = self.index
-        for env in range(self.num_envs):
-            self.finals.pop((i, env), None)  # the row being overwritten
         discounts = self.gamma * (~terminated).float()
-        resets = terminated | truncated
-        self.observations[i] = observations
-        self.observations[self.rows] = next_observations  # the successor of the newest row
-        self.actions[i], self.rewards[i], self.discounts[i] = actions, rewards, discounts
-        self.resets[i], self.terminations[i] = resets, terminated
-        self.horizons[i] = 1
-        for env in torch.nonzero(resets).flatten().tolist():
-            self.finals[(i, env)] = next_observations[env].clone()
+        self.observations[i], self.actions[i], self.next_observations[i] = observations, actions, next_observations
+        self.rewards[i], self.discounts[i] = rewards, discounts
+        self.resets[i], self.terminations[i] = terminated | truncated, terminated
         alive = torch.ones(self.num_envs, dtype=torch.bool)
         for k in range(1, min(self.return_steps, self.filled + 1)):
             row = (i - k) % self.rows
@@ -64,38 +72,49 @@ class SharedObservationReplay(ReplayBuffer):
                 break
             self.rewards[row] += torch.where(alive, self.discounts[row] * rewards, 0.0)
             self.discounts[row] = torch.where(alive, self.discounts[row] * discounts, self.discounts[row])
-            self.horizons[row] += alive.to(torch.int8)
+            self.next_observations[row][alive] = next_observations[alive]
         self.index = (i + 1) % self.rows
         self.filled = min(self.filled + 1, self.rows)
 
-    def _next_of(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        last = (rows + self.horizons[rows, cols].long() - 1) % self.rows  # the row the return ends on
-        newest = (self.index - 1) % self.rows
-        successor = torch.where(last == newest, self.rows, (last + 1) % self.rows)
-        out = self.observations[successor, cols]
-        for n in torch.nonzero(self.resets[last, cols]).flatten().tolist():
-            out[n] = self.finals[(int(last[n]), int(cols[n]))]
-        return out
-
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
+    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         flat = torch.randint(self.filled * self.num_envs, (batch_size,), generator=generator)
         rows, cols = flat // self.num_envs, flat % self.num_envs
-        return Batch(
-            observations=self.observations[rows, cols],
-            actions=self.actions[rows, cols],
-            rewards=self.rewards[rows, cols],
-            next_observations=self._next_of(rows, cols),
-            discounts=self.discounts[rows, cols],
-        )
+        return {name: getattr(self, name)[rows, cols] for name in BATCH_FIELDS}
 
-    @property
-    def nbytes(self) -> int:
-        fields = [self.observations, self.actions, self.rewards, self.discounts, self.resets, self.terminations]
-        return sum(t.nbytes for t in fields) + self.horizons.nbytes + sum(t.nbytes for t in self.finals.values())
+    def recent(self, count: int) -> dict[str, torch.Tensor]:
+        rows = (self.index - count + torch.arange(count)) % self.rows
+        return {name: getattr(self, name)[rows] for name in ROW_FIELDS}
+
+
+def assert_same(new: ReplayBuffer, old: TwoArrayReplay, seeds: range, moment: str) -> int:
+    """Same batches and newest rows; returns the number of batches compared."""
+    for seed in seeds:
+        a = new.sample(256, torch.Generator().manual_seed(seed))
+        b = old.sample(256, torch.Generator().manual_seed(seed))
+        for name in BATCH_FIELDS:
+            assert torch.equal(getattr(a, name).view(torch.int32), b[name].view(torch.int32)), f"{name} at {moment}"
+    a, b = new.recent(new.filled), old.recent(old.filled)
+    for name in ROW_FIELDS:
+        assert torch.equal(getattr(a, name), b[name]), f"recent {name} at {moment}"
+    return len(seeds)
+
+
+def seconds_per_sample(*replays, rounds: int = 10, repeats: int = 100) -> list[float]:
+    """Seconds per batch of 256 of each replay: the best of ``rounds`` alternating rounds (the
+    least disturbed by other work on the machine)."""
+    generator = torch.Generator().manual_seed(0)
+    best = [float("inf")] * len(replays)
+    for _ in range(rounds):
+        for k, replay in enumerate(replays):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                replay.sample(256, generator)
+            best[k] = min(best[k], (time.perf_counter() - start) / repeats)
+    return best
 
 
 def soak_end_rate() -> float | None:
-    """Episode ends per transition in the soak's replay file (DEP-MPO training data), if any."""
+    """Side-table entries (episode ends) per transition in the soak's replay file, if any."""
     checkpoints = ROOT / "bench_runs" / "soak" / "run" / "checkpoints"
     files = sorted(checkpoints.glob("*.replay")) if checkpoints.is_dir() else []
     if not files:
@@ -103,12 +122,17 @@ def soak_end_rate() -> float | None:
     with open(files[-1], "rb") as f:
         header = json.loads(f.readline())
         offset = f.tell()
-    rows, envs, filled = header["rows"], header["num_envs"], header["filled"]
+    envs, filled = header["num_envs"], header["filled"]
+    if not filled:
+        return None
+    if "format" in header:  # ReplayBuffer's own: the header counts the side table
+        return header["finals"] / (filled * envs)
+    # format 1: float32 fields up to the resets
     sizes = {name: int(np.prod(shape, dtype=np.int64)) for name, shape in header["shapes"].items()}
-    for name in ReplayBuffer._FIELDS[: ReplayBuffer._FIELDS.index("resets")]:
+    for name in TwoArrayReplay.FIELDS[: TwoArrayReplay.FIELDS.index("resets")]:
         offset += filled * envs * sizes[name] * 4
     resets = np.fromfile(files[-1], np.bool_, filled * envs, offset=offset)
-    return float(resets.mean()) if rows else None
+    return float(resets.mean())
 
 
 def main() -> None:
@@ -118,52 +142,68 @@ def main() -> None:
     envs = SequentialEnvs(config, envs_count, seed=0)
     obs_dim, act_dim = envs.obs_dim, envs.action_space.shape[0]
     size = envs_count * steps // 2  # the ring wraps twice
-    full = ReplayBuffer(size, envs_count, obs_dim, act_dim, n, 0.99)
-    shared = SharedObservationReplay(size, envs_count, obs_dim, act_dim, n, 0.99)
+    args = (size, envs_count, obs_dim, act_dim, n, 0.99)
+    new, old = ReplayBuffer(*args), TwoArrayReplay(*args)
     rng = np.random.default_rng(0)
     observations = envs.reset()
-    ends = 0
+    ends = batches = 0
     for t in range(steps):
         actions = rng.uniform(-1, 1, (envs_count, act_dim)).astype(np.float32)
         step = envs.step(actions)
         row = [torch.from_numpy(x) for x in (observations, actions, step.next_observations, step.rewards,
                                              step.terminated, step.truncated)]  # fmt: skip
-        full.store(*row)
-        shared.store(*row)
+        new.store(*row)
+        old.store(*row)
         ends += int(step.resets.sum())
         observations = step.observations
         if t % 50 == 49:  # sample as training does, from the ring as it is at that moment
-            for seed in range(4):
-                a = full.sample(256, torch.Generator().manual_seed(t * 10 + seed))
-                b = shared.sample(256, torch.Generator().manual_seed(t * 10 + seed))
-                for name in ("observations", "actions", "rewards", "next_observations", "discounts"):
-                    assert torch.equal(getattr(a, name), getattr(b, name)), f"{name} differs at step {t}"
+            batches += assert_same(new, old, range(t * 10, t * 10 + 4), f"step {t}")
     envs.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        file_bytes = new.save(Path(tmp) / "replay", token="bench")
+        loaded = ReplayBuffer(*args)
+        loaded.load(Path(tmp) / "replay", token="bench")
+    batches += assert_same(loaded, old, range(4), "the end, saved and loaded")
+    transitions = new.rows * envs_count
     end_rate = ends / (steps * envs_count)
-    per_full = ReplayBuffer.transition_bytes(obs_dim, act_dim)
-    per_shared_base = 4 * (obs_dim + act_dim + 2) + 3  # observation, action, reward, discount; 2 flags, horizon
-    measured = shared.nbytes / (shared.rows * envs_count)
+    before = old.nbytes / transitions
+    assert before == 4 * (2 * obs_dim + act_dim + 2) + 2
+    fixed = ReplayBuffer.transition_bytes(obs_dim, act_dim)
+    measured = new.nbytes / transitions
+    table_rate = len(new.finals) / transitions
+    sample_old, sample_new = seconds_per_sample(old, new)
+
+    def row(label: str, per: float) -> str:
+        return f"| {label} | {per:,.0f} | {per * 1e6 / 1e9:.2f} GB |"
+
     lines = [
         machine_line("myosuite"),
         "",
         f"`python bench/replay_next_obs_once.py`: {steps * envs_count:,} myoLegWalk-v0 transitions "
-        f"(random actions, {end_rate:.1%} of them end an episode), n = {n}, the ring wrapped twice; "
-        f"{steps // 50 * 4} batches of 256 sampled from both at the same moments with the same "
-        "generators: every field bit-identical.",
+        f"({obs_dim} observations, {act_dim} actions; random actions, {end_rate:.1%} of them end an episode) "
+        f"into a ring of {transitions:,}, n = {n}, wrapped twice; {batches} batches of 256 sampled from "
+        "`ReplayBuffer` and from the layout before it (`TwoArrayReplay` in the script) at the same moments "
+        "with the same generators, the last ones after a save and load of `ReplayBuffer`, and the rows "
+        "`recent` returns: every field bit-identical.",
         "",
         "| storage | bytes per transition | 1e6 myoLegWalk transitions |",
         "|---|---|---|",
-        f"| `ReplayBuffer` (observation and next observation) | {per_full:,} | {per_full * 1e6 / 1e9:.2f} GB |",
-        f"| observations once, random actions ({end_rate:.1%} episode ends) | {measured:,.0f} | "
-        f"{measured * 1e6 / 1e9:.2f} GB |",
+        row("before: observation and next observation per row", before),
+        row("`ReplayBuffer`: each observation once, per-row fields only (`transition_bytes`)", fixed),
+        row(f"`ReplayBuffer` measured, random actions ({table_rate:.1%} side-table entries)", measured),
     ]
     soak_rate = soak_end_rate()
     if soak_rate is not None:
-        per = per_shared_base + soak_rate * 4 * obs_dim
-        lines.append(
-            f"| observations once, DEP-MPO soak's replay ({soak_rate:.2%} episode ends) | {per:,.0f} | "
-            f"{per * 1e6 / 1e9:.2f} GB |"
-        )
+        lines.append(row(f"`ReplayBuffer`, DEP-MPO soak's replay ({soak_rate:.2%} episode ends)",
+                         fixed + soak_rate * 4 * obs_dim))  # fmt: skip
+    lines += [
+        "",
+        f"The side table adds {4 * obs_dim:,} bytes per episode end (and an 8-byte key in a replay file), "
+        f"the extra row {4 * obs_dim * envs_count:,} bytes once; the saved file of this ring took "
+        f"{file_bytes / transitions:,.0f} bytes per transition. Sampling a batch of 256 took "
+        f"{sample_new * 1e6:,.0f} µs against {sample_old * 1e6:,.0f} µs before (the bootstrap observations "
+        "are looked up through the horizons and the side table).",
+    ]
     rewrite_section("replay-memory", "\n".join(lines))
     print("\n".join(lines))
 

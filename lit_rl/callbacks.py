@@ -11,36 +11,18 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from tqdm import tqdm
 
-from lit_rl.files import write_atomically
+from lit_rl.distributed import RANKS_KEY, gather_objects
 from lit_rl.lightning_internals import save_checkpoint
+from lit_rl.resume import RunCheckpointIO
 
 log = logging.getLogger(__name__)
 
 PERIODIC = re.compile(r"step=(\d+)\.ckpt")
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` straight into a temporary file in the checkpoint's own directory, then a rename.
-
-    Lightning's ``_atomic_save`` serialises into memory (a second copy of the checkpoint) and
-    writes through an fsspec transaction that stages the file in the system temp directory: where
-    that is another filesystem (e.g. a tmpfs ``/tmp``) the final file is written by a copy, so a
-    crash leaves a partial ``last.ckpt``; nothing is fsynced either."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        if storage_options is not None or "://" in str(path):
-            super().save_checkpoint(checkpoint, path, storage_options)
-            return
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, lambda f: torch.save(checkpoint, f))
 
 
 class EnvStepCheckpoint(ModelCheckpoint):
@@ -48,7 +30,8 @@ class EnvStepCheckpoint(ModelCheckpoint):
     ``save_steps``) and ``last.ckpt`` with it and at the end of training.
 
     Saves happen only at a rollout cut (between a training phase and the next collection), so a
-    checkpoint is a consistent state. Every file is written atomically (``AtomicCheckpointIO``).
+    checkpoint is a consistent state. Every file is written atomically and read back through
+    ``lit_rl.resume`` (``RunCheckpointIO``).
     With ``full_save`` the replay buffer is written next to ``last.ckpt`` under a new name each
     time (``last-<env_steps>-<random>.replay``, raw tensors, not inside the ``.ckpt``), before the
     ``.ckpt``, which records the file's name, size and a token stored inside it; the replay of the
@@ -65,11 +48,12 @@ class EnvStepCheckpoint(ModelCheckpoint):
         self.keep_last = keep_last
         self._next_save: int | None = None
         self._saved_at: int | None = None
+        self._replay_record: dict | None = None  # this rank's replay file, while the last.ckpt naming it is written
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # leave a user's own plugin alone
-            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+            trainer.strategy.checkpoint_io = RunCheckpointIO(trainer)
 
     def on_fit_start(self, trainer, pl_module) -> None:
         # After a resume restored env_steps and before Lightning fetches (and so collects) ahead.
@@ -130,19 +114,32 @@ class EnvStepCheckpoint(ModelCheckpoint):
             replay.unlink(missing_ok=True)  # the old last.ckpt and its replay files stay as they were
             raise failure or RuntimeError("another training process failed to write its replay file")
         before = file_identity(last)
+        self._replay_record = record
         try:
-            with datamodule.recording_replay(record):
-                save_checkpoint(self, trainer, last)
+            save_checkpoint(self, trainer, last)
         except BaseException:
             # Delete this save's replay file only if last.ckpt was not replaced: under DDP rank 0
             # may have written it and then died, and this rank learns that in the barrier after it.
             if file_identity(last) == before:
                 replay.unlink(missing_ok=True)
             raise
+        finally:
+            self._replay_record = None
         if trainer.is_global_zero:  # only now: the new last.ckpt is in place (save_checkpoint ends in a barrier)
             for old in dirpath.glob("*.replay"):
                 if old.name.split(".")[0] != replay.name.split(".")[0]:
                     old.unlink()
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        """Every rank (collective under DDP): a ``last.ckpt`` written with the replay names each
+        rank's file in that rank's part of the DataModule's state (``lit_rl.resume``)."""
+        if self._replay_record is None:
+            return
+        records = gather_objects(self._replay_record)
+        data = checkpoint[type(trainer.datamodule).__qualname__]
+        data.update(records[0])
+        for part, record in zip(data.get(RANKS_KEY, []), records, strict=False):
+            part.update(record)
 
     def _prune_periodic(self, trainer, dirpath: Path) -> None:
         if self.keep_last is None or not trainer.is_global_zero:

@@ -26,6 +26,7 @@ from lit_rl.data import ReplayBuffer, RolloutDataModule
 from lit_rl.distributed import RANKS_KEY, checkpoint_world_message, ddp_strategy
 from lit_rl.files import EVAL_DIR, run_dir_of, write_atomically
 from lit_rl.lightning_internals import CheckedCLI, drop_wandb_anonymous, start_method
+from lit_rl.resume import replay_file_problem
 
 log = logging.getLogger(__name__)
 
@@ -372,15 +373,11 @@ class LitRLCLI(CheckedCLI):
             message = checkpoint_world_message(f"--ckpt_path {ckpt_path}", len(records), self.trainer.world_size)
             raise ConfigError(message)
         for record in records:
-            if record.get("replay_file") is None:
-                continue
-            path = Path(ckpt_path).parent / record["replay_file"]
-            size = path.stat().st_size if path.is_file() else None
-            if size is None or size != record.get("replay_bytes", size):
-                problem = "is missing" if size is None else f"has {size} bytes instead of {record['replay_bytes']}"
+            problem = replay_file_problem(record, Path(ckpt_path).parent)
+            if problem is not None:
                 raise ConfigError(
-                    f"--ckpt_path {ckpt_path} needs its replay file {path}, which {problem}; resume from a "
-                    "step=<env_steps>.ckpt (no replay) or with --resume false"
+                    f"--ckpt_path {ckpt_path} {problem}; resume from a step=<env_steps>.ckpt (no replay) or with "
+                    "--resume false"
                 )
 
     def _checkpoint_bytes(self) -> int:

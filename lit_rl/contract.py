@@ -1,14 +1,14 @@
 """What the algorithm side (``lit_rl.algos``) and the data side (``lit_rl.data``) exchange.
 
-Both import this module and neither imports the other: the DataModule acts through an
-``Agent`` (the LightningModule), the algorithm reads experience through a ``DataView`` (the
+Both import this module and neither imports the other: the DataModule's acting layer acts
+through a ``Policy`` (the LightningModule), the algorithm reads experience through a ``DataView`` (the
 DataModule's ``view``), and the items that travel between them are defined here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -39,6 +39,29 @@ class Batch:
         return Batch(**{name: torch.cat([getattr(first, name), getattr(second, name)]) for name in names})
 
 
+class Trigger:
+    """Due at the first check with ``steps >= start`` (and at least ``every`` steps after
+    ``last``, when ``last`` is given), then whenever ``every`` more steps have passed since it
+    last fired (Baconian's ``PeriodicalEventSchedule``). ``every=None`` never fires."""
+
+    def __init__(self, every: int | None, start: int = 0, last: int | None = None):
+        if every is not None and every < 1:
+            raise ValueError(f"a trigger period must be >= 1 env steps (or null: never), got {every}")
+        self.every, self.start = every, start
+        self.last = last
+        self.fired = 0
+
+    def due(self, steps: int) -> bool:
+        """Whether it fires at ``steps``; if so, it counts as fired there."""
+        if self.every is None or steps < self.start:
+            return False
+        if self.last is not None and steps - self.last < self.every:
+            return False
+        self.last = steps
+        self.fired += 1
+        return True
+
+
 class PhaseEnd:
     """Yielded after each training phase and at each epoch end; ``training_step`` skips it.
 
@@ -51,17 +74,6 @@ class PhaseEnd:
 
 
 PHASE_END = PhaseEnd()
-
-
-@dataclass
-class RolloutContext:
-    """What the data side knows when it asks for actions."""
-
-    env_steps: int  # transitions collected so far, summed over envs
-    episodes: int  # training episodes finished so far
-    episode_starts: torch.Tensor  # [E] bool: the env's episode just began
-    muscle_states: torch.Tensor | None  # [E, m] when the module needs them (DEP)
-    steps_before_batches: int  # the replay's warm-up: DEP modes 1-3 explore until then
 
 
 @dataclass
@@ -88,21 +100,24 @@ class ReplayRows:
         return self.observations.shape[0]
 
 
-class Agent(Protocol):
-    """What the DataModule calls on the LightningModule (``lit_rl.algos.OffPolicyAlgorithm``)."""
+class Policy(Protocol):
+    """What the data side's acting layer (``lit_rl.acting.Actor``) uses of the LightningModule
+    (``lit_rl.algos.OffPolicyAlgorithm``): the policy, its action bounds and observation
+    normaliser, and how the algorithm asked to explore (``acting``, a ``lit_rl.acting.ActingConfig``)."""
 
     device: torch.device
-    needs_muscle_states: bool  # the envs must report muscle states (DEP)
-    trains: bool  # transitions are stored and trained on (False: DEP mode 4)
-    evaluates_with_muscle_states: bool  # test episodes act on muscle states too (DEP mode 4)
+    acting: Any  # lit_rl.acting.ActingConfig: DEP mode and block, warm-up, noise, epsilon schedule
+    action_low: torch.Tensor  # [A]
+    action_high: torch.Tensor  # [A]
+    normalizer: Any  # lit_rl.nets.ObservationNormalizer or None: records what is acted on
     evaluation_every: int | None  # env steps between evaluations it asks for (None: epoch_steps decides)
 
-    def act(self, observations: torch.Tensor, context: RolloutContext) -> torch.Tensor:
-        """Training actions ``[E, A]``; what is returned is executed and stored."""
+    def explore(self, observations: torch.Tensor, env_steps: int, episode_starts: torch.Tensor) -> torch.Tensor:
+        """The policy's training actions ``[E, A]`` (before noise)."""
         ...
 
-    def act_for_evaluation(self, observations: torch.Tensor, muscle_states: torch.Tensor | None) -> torch.Tensor:
-        """Test-episode actions ``[1, A]``."""
+    def act_greedy(self, observations: torch.Tensor) -> torch.Tensor:
+        """Deterministic actions (evaluation, export)."""
         ...
 
 
@@ -123,6 +138,10 @@ class DataView(Protocol):
 
     def sample(self, batch_size: int) -> Batch:
         """A uniform replay sample of this rank (with the replay's reward relabelling, if any)."""
+        ...
+
+    def pop_train_metrics(self) -> dict[str, float]:
+        """The collection's metrics since the last call, over all ranks (collective under DDP)."""
         ...
 
     def recent(self, since: int | None = None) -> ReplayRows:

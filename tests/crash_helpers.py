@@ -89,6 +89,8 @@ def read_replay(checkpoints: Path) -> dict[str, torch.Tensor]:
     replay.load(path, token=state["replay_token"])
     assert path.stat().st_size == state["replay_bytes"]
     fields = {name: getattr(replay, name)[: replay.filled] for name in ReplayBuffer._FIELDS}
+    fields["finals"] = dict(sorted(replay.finals.items()))  # the next observations kept aside
+    fields["newest_next"] = replay.newest_next
     return {**fields, "position": torch.tensor([replay.index, replay.filled])}
 
 

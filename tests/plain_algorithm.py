@@ -1,6 +1,6 @@
 """An algorithm written as a newcomer would from Lightning's manual-optimization docs, with none
-of lit_rl's helpers: no ``save_hyperparameters``, no ``record_observations``, plain
-``manual_backward(loss); opt.step()``, no ``acting_state_dict``, and an actor step (and its
+of lit_rl's helpers: no ``save_hyperparameters``, plain
+``manual_backward(loss); opt.step()``, no ``rank_state_dict``, and an actor step (and its
 metric) on every other batch only. tests/test_contract.py checks that none of that fails silently."""
 
 import copy

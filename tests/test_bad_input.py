@@ -116,7 +116,7 @@ CASES = {
     "misspelled env key": (["--data.init_args.env.idd", "x"], "did you mean --data.init_args.env.id?"),
     "misspelled DEP key": (
         ["--config", str(DEP_MPO), "--model.init_args.dep.kapa", "1"],
-        "--model.init_args.dep.kapa: no such key of lit_rl.explore.DEPConfig; "
+        "--model.init_args.dep.kapa: no such key of lit_rl.acting.DEPConfig; "
         "did you mean --model.init_args.dep.kappa?",
     ),
     "misspelled trainer key": (
@@ -333,7 +333,7 @@ def test_full_output_directory(small_disk, capsys):
 
 
 def test_a_save_that_hits_a_full_disk_keeps_the_previous_checkpoint(small_disk):
-    from lit_rl.callbacks import AtomicCheckpointIO
+    from lit_rl.resume import RunCheckpointIO as AtomicCheckpointIO
 
     io = AtomicCheckpointIO()
     path = small_disk / "last.ckpt"

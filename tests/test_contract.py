@@ -72,7 +72,7 @@ def test_noise_state_and_update_count_make_a_resume_exact(plain_config, plain_ru
     class's: half the run, a resume and the other half end where the whole run ends."""
     fit(plain_config, tmp_path, "split", "--trainer.logger", "false", "--data.init_args.total_steps", "200")
     half = load_ckpt(tmp_path / "split" / "checkpoints" / "last.ckpt")
-    assert half["updates"] > 0 and half["acting"]["exploration_noise"]["state"].abs().sum() > 0
+    assert half["updates"] > 0 and half[DATA_KEY]["acting"]["exploration_noise"]["state"].abs().sum() > 0
     fit(plain_config, tmp_path, "split", "--trainer.logger", "false")
     assert_same_run(tmp_path / "split" / "checkpoints", plain_run / "checkpoints")
 
@@ -101,8 +101,10 @@ def test_a_checkpoint_resumes_under_another_path_of_its_class(tmp_path):
 def test_algorithms_are_registered_from_their_files():
     assert {"DDPG": DDPG, "Dyna": Dyna, "MPO": MPO}.items() <= algorithms().items()
     assert ALGORITHMS["tests.plain_algorithm.PlainDDPG"] is PlainDDPG  # registered, not one of lit_rl's
-    files = sorted(p.stem for p in (ROOT / "lit_rl" / "algos").glob("*.py") if p.stem not in ("__init__", "base"))
-    assert sorted(cls.__module__.rsplit(".", 1)[1] for cls in algorithms().values()) == files
+    algos = ROOT / "lit_rl" / "algos"  # a module per algorithm, or a package (dyna/) for one with parts of its own
+    files = sorted(p.stem for p in algos.glob("*.py") if p.stem not in ("__init__", "base"))
+    files = sorted(files + [p.parent.name for p in algos.glob("*/__init__.py")])
+    assert sorted(cls.__module__.split(".")[2] for cls in algorithms().values()) == files
 
 
 def test_convert_reads_the_tonic_agents_of_every_algorithm():

@@ -123,7 +123,7 @@ def test_dep_mpo_on_myosuite_with_two_processes_resumes_each_ranks_dep(tmp_path)
     args += ["--data.init_args.parallel", "1", "--trainer.logger", "false"]
     ok(run_cli(*args, *snapshots(tmp_path / "first")))
     first = load_ckpt(tmp_path / "dep" / "checkpoints" / "last.ckpt")
-    dep = [rank["dep"]["controller"] for rank in first["acting"]["ranks"]]
+    dep = [rank["acting"]["dep"]["controller"] for rank in first[DATA_KEY]["ranks"]]
     assert not torch.equal(dep[0]["x_smooth"], dep[1]["x_smooth"])
     ends = [load_ckpt(tmp_path / "first" / f"end-rank{rank}.pt") for rank in (0, 1)]
     assert_same_weights(ends[0]["state_dict"], ends[1]["state_dict"])
@@ -133,7 +133,7 @@ def test_dep_mpo_on_myosuite_with_two_processes_resumes_each_ranks_dep(tmp_path)
     for rank in (0, 1):
         restored = load_ckpt(tmp_path / "second" / f"start-rank{rank}.pt")
         assert torch.equal(restored["replay_observations"], ends[rank]["replay_observations"])
-        assert second["acting"]["ranks"][rank]["dep"]["controller"]["t"] > dep[rank]["t"]
+        assert second[DATA_KEY]["ranks"][rank]["acting"]["dep"]["controller"]["t"] > dep[rank]["t"]
 
 
 @pytest.mark.slow

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from lit_rl.explore.dep import DEPConfig, DEPController
-from lit_rl.explore.switching import DEP, RL, RL_DEP_LEARNS, DEPSwitch
+from lit_rl.acting.dep import DEPConfig, DEPController
+from lit_rl.acting.switching import DEP, RL, RL_DEP_LEARNS, DEPSwitch
 
 E, m = 3, 5
 # smallest legal history (tau + time_dist + 1) so the ring wraps often; a small kappa keeps the

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lit_rl.explore import DEPConfig, DEPController
+from lit_rl.acting import DEPConfig, DEPController
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "deprl_dep" / "deprl_dep.npz"
 DATA = np.load(FIXTURE)

@@ -5,9 +5,8 @@ import pytest
 import torch
 import yaml
 
+from lit_rl.acting import Actor, DEPConfig, DEPController, RolloutContext
 from lit_rl.algos import MPO
-from lit_rl.contract import RolloutContext
-from lit_rl.explore import DEPConfig, DEPController
 from tests.conftest import ROOT, load_ckpt, logged_rows, ok, run_cli
 
 SMOKE_DEP = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
@@ -20,14 +19,14 @@ def context(env_steps, muscles):
 
 def test_dep_acts_until_the_rl_phase_then_the_policy_acts():
     module = MPO(observation_dim=3, action_bounds=[[-1.0, -1.0], [1.0, 1.0]], hidden_size=8, dep_mode=1, dep=CONFIG)
-    reference = DEPController(4, 2, CONFIG)
+    actor, reference = Actor(module), DEPController(4, 2, CONFIG)
     obs = torch.randn(4, 3)
     for step in range(6):
         muscles = torch.rand(4, 2)
-        actions = module.act(obs, context(step * 4, muscles))
+        actions = actor.act(obs, context(step * 4, muscles))
         assert torch.equal(actions, reference.step(muscles)), "InitExplore: DEP's actions are executed"
     greedy = module.act_greedy(obs)
-    actions = module.act(obs, context(24, torch.rand(4, 2)))
+    actions = actor.act(obs, context(24, torch.rand(4, 2)))
     assert not torch.equal(actions, reference.step(torch.rand(4, 2)))
     assert (actions - greedy).abs().max() > 0  # the policy samples
 
@@ -42,21 +41,21 @@ def run(tmp_path, *extra):
 def test_dep_mpo_on_myoleg_with_workers_checkpoints_and_resumes_dep_state(tmp_path):
     first = run(tmp_path)
     assert first["RolloutDataModule"]["env_steps"] == 320
-    assert first["acting"]["dep"]["shape"] == [4, 80, 120]
-    assert first["acting"]["dep"]["switch"]["interventions"] > 0
-    steps_before = first["acting"]["dep"]["controller"]["t"]
+    assert first["RolloutDataModule"]["acting"]["dep"]["shape"] == [4, 80, 120]
+    assert first["RolloutDataModule"]["acting"]["dep"]["switch"]["interventions"] > 0
+    steps_before = first["RolloutDataModule"]["acting"]["dep"]["controller"]["t"]
     assert steps_before > 0
     second = run(tmp_path, "--data.init_args.total_steps", "480")
     assert second["RolloutDataModule"]["env_steps"] == 480
     # restored, not restarted: the 40 vector steps after the resume add to the saved count
-    assert steps_before < second["acting"]["dep"]["controller"]["t"] <= steps_before + 40
+    assert steps_before < second["RolloutDataModule"]["acting"]["dep"]["controller"]["t"] <= steps_before + 40
 
 
 def test_pure_dep_stores_and_trains_nothing(tmp_path):
     checkpoint = run(tmp_path, "--model.init_args.dep_mode", "4", "--data.init_args.total_steps", "160")
     assert checkpoint["RolloutDataModule"]["replay_position"] == [0, 0]
     assert all(not state["state"] for state in checkpoint["optimizer_states"])
-    assert checkpoint["acting"]["dep"]["controller"]["t"] == 40
+    assert checkpoint["RolloutDataModule"]["acting"]["dep"]["controller"]["t"] == 40
 
 
 @pytest.mark.parametrize(
@@ -108,4 +107,4 @@ def test_dep_wraps_any_algorithm(algorithm, tmp_path):
     ok(run_cli("fit", "--config", str(path), "--working_dir", str(tmp_path), "--trainer.logger", "false"))
     checkpoint = load_ckpt(tmp_path / "smoke_dep_mpo_myolegwalk" / "checkpoints" / "last.ckpt")
     assert checkpoint["hyper_parameters"]["_class_path"] == f"lit_rl.algos.{algorithm}"
-    assert checkpoint["acting"]["dep"]["switch"]["interventions"] > 0 and checkpoint["updates"] > 0
+    assert checkpoint["RolloutDataModule"]["acting"]["dep"]["switch"]["interventions"] > 0 and checkpoint["updates"] > 0

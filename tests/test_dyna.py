@@ -7,11 +7,11 @@ import pytest
 import torch
 import yaml
 
+from lit_rl.acting import Actor, RolloutContext, piecewise_linear
 from lit_rl.algos import Dyna
-from lit_rl.algos.dyna import DynaFlow, piecewise_linear
-from lit_rl.contract import RolloutContext
-from lit_rl.data import Trigger
-from lit_rl.nets.dynamics import DynamicsConfig
+from lit_rl.algos.dyna import DynaFlow
+from lit_rl.algos.dyna.dynamics import DynamicsConfig
+from lit_rl.contract import Trigger
 from tests.conftest import ROOT, load_ckpt, logged_rows, ok, run_cli
 from tests.test_dynamics import adam_step, linear_system
 
@@ -69,13 +69,14 @@ def test_epsilon_greedy_takes_random_actions_with_the_decayed_probability():
         init_random_prob=0.5,
         random_prob_schedule=[[1000, 0.1], [3000, 0.0]],
     )
-    assert [module.random_prob(s) for s in (0, 500, 1000, 2000, 5000)] == pytest.approx([0.5, 0.3, 0.1, 0.05, 0.0])
+    assert [module.acting.epsilon(s) for s in (0, 500, 1000, 2000, 5000)] == pytest.approx([0.5, 0.3, 0.1, 0.05, 0.0])
     obs = torch.randn(20_000, 3)
     starts = torch.zeros(20_000, dtype=torch.bool)
+    actor = Actor(module)
     with torch.no_grad():
         greedy = module.act_greedy(obs)
         for steps, p in [(0, 0.5), (1000, 0.1), (5000, 0.0)]:
-            actions = module.act(obs, RolloutContext(steps, 0, starts, None, steps_before_batches=0))
+            actions = actor.act(obs, RolloutContext(steps, 0, starts, None, steps_before_batches=0))
             assert actions.abs().max() <= 2.0
             random_share = (actions != greedy).float().mean().item()
             assert random_share == pytest.approx(p, abs=0.015), steps

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from lit_rl.envs.model_env import (
+from lit_rl.algos.dyna.dynamics import (
+    DynamicsConfig,
+    EnsembleDynamics,
+    MLPDynamics,
+    RunningStandardScaler,
+    Transitions,
+)
+from lit_rl.algos.dyna.model_env import (
     FixedEpisodeLength,
     HopperTerminal,
     ModelEnv,
@@ -17,13 +24,6 @@ from lit_rl.envs.model_env import (
     RandomTerminal,
     make_reward_function,
     uniform_states,
-)
-from lit_rl.nets.dynamics import (
-    DynamicsConfig,
-    EnsembleDynamics,
-    MLPDynamics,
-    RunningStandardScaler,
-    Transitions,
 )
 
 

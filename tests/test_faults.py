@@ -61,6 +61,71 @@ def test_a_worker_killed_from_outside_is_replaced():
         envs.close()
 
 
+def kill(envs, worker: int) -> None:
+    os.kill(envs.processes[worker].pid, signal.SIGKILL)
+    envs.processes[worker].join(timeout=10)
+
+
+def test_a_worker_lost_while_the_states_are_read_is_replaced_and_its_episodes_end_at_the_next_step():
+    """Lost while a checkpoint reads the envs' RNG and full states: the answers are the
+    replacement's, at the start of new episodes; the next step ends the lost episodes as a fault
+    without the replacement stepping, as if the worker had been lost in that step."""
+    envs = ParallelEnvs(faulty(), 2, 1, seed=0, worker_timeout=10)
+    try:
+        envs.reset()
+        returns = sum(envs.step(zeros(envs)).rewards for _ in range(3))
+        acted_on = envs.current_observations()
+        kill(envs, 1)
+        assert len(envs.rng_states()) == 2 and envs.restarts == [0, 1]
+        kill(envs, 1)  # again, while the full states are read
+        states = envs.env_states()
+        assert envs.restarts == [0, 2]
+        assert [state["length"] for state in states] == [3, 0]
+        step = envs.step(zeros(envs))
+        assert step.faults == 1 and step.terminated.tolist() == [False, True] and step.rewards[1] == 0
+        assert np.array_equal(step.next_observations[1], acted_on[1]), "the lost episode ends where it was acted on"
+        assert step.finished == [(pytest.approx(float(returns[1])), 4)]
+        assert np.array_equal(step.observations[1], states[1]["observation"].numpy()), "the replacement's start"
+        assert [state["length"] for state in envs.env_states()] == [4, 0], "the replacement did not step"
+        step = envs.step(zeros(envs))
+        assert step.faults == 0 and not step.resets.any()
+        assert [state["length"] for state in envs.env_states()] == [5, 1]
+    finally:
+        envs.close()
+
+
+def test_a_worker_lost_while_states_are_restored_is_replaced_by_one_that_restores_them():
+    """Lost in ``load_env_states`` or ``set_rng_states`` (a resume, before the first reset): the
+    replacement gets the same states, and the run goes on exactly as without the loss."""
+    reference = ParallelEnvs(faulty(), 2, 1, seed=0, worker_timeout=10)
+    restored = ParallelEnvs(faulty(), 2, 1, seed=0, worker_timeout=10)
+    reseeded = ParallelEnvs(faulty(), 2, 1, seed=0, worker_timeout=10)
+    try:
+        reference.reset()
+        for _ in range(5):
+            reference.step(zeros(reference))
+        states, rng = reference.env_states(), reference.rng_states()
+        kill(restored, 0)
+        assert restored.load_env_states(states) and restored.restarts == [1, 0]
+        assert np.array_equal(restored.current_observations(), reference.current_observations())
+        actions = np.random.default_rng(0).uniform(-1, 1, (8, 2, 1)).astype(np.float32)
+        for action in actions:
+            x, y = reference.step(action), restored.step(action)
+            for name in ("observations", "next_observations", "rewards", "terminated", "truncated"):
+                assert np.array_equal(getattr(x, name), getattr(y, name)), name
+            assert x.finished == y.finished and y.faults == 0
+        rng = reference.rng_states()
+        kill(reseeded, 1)
+        reseeded.set_rng_states(rng)
+        assert reseeded.restarts == [0, 1]
+        reference.set_rng_states(rng)
+        assert np.array_equal(reseeded.reset(), reference.reset())
+        assert np.array_equal(reseeded.step(actions[0]).observations, reference.step(actions[0]).observations)
+    finally:
+        for envs in (reference, restored, reseeded):
+            envs.close()
+
+
 def test_a_worker_that_keeps_dying_stops_the_run_with_its_name():
     envs = ParallelEnvs(faulty(die_at=2), 2, 1, seed=0, worker_timeout=10)
     try:

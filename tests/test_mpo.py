@@ -4,8 +4,9 @@ and a CLI smoke run with resume."""
 import pytest
 import torch
 
+from lit_rl.acting import Actor, RolloutContext
 from lit_rl.algos import MPO
-from lit_rl.contract import Batch, RolloutContext
+from lit_rl.contract import Batch
 from tests.conftest import ROOT, load_ckpt, ok, run_cli
 
 SMOKE_MPO = ROOT / "configs" / "smoke" / "mpo_pendulum.yaml"
@@ -122,10 +123,11 @@ def test_temperature_follows_the_sign_of_its_gradient(q_scale, grows):
 
 def test_explore_samples_finite_actions_and_greedy_is_the_mean():
     module = make_mpo()
+    actor = Actor(module)
     obs = torch.randn(16, OBS_DIM)
     with torch.no_grad():
-        actions = module.act(obs, RolloutContext(0, 0, torch.ones(16, dtype=torch.bool), None, 0))
-        again = module.act(obs, RolloutContext(0, 0, torch.zeros(16, dtype=torch.bool), None, 0))
+        actions = actor.act(obs, RolloutContext(0, 0, torch.ones(16, dtype=torch.bool), None, 0))
+        again = actor.act(obs, RolloutContext(0, 0, torch.zeros(16, dtype=torch.bool), None, 0))
         greedy = module.act_greedy(obs)
     assert actions.shape == (16, ACT_DIM) and torch.isfinite(actions).all()
     assert not torch.equal(actions, again)  # sampled

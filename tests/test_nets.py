@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from lit_rl.acting import Actor, RolloutContext
 from lit_rl.algos import DDPG
 from lit_rl.algos.base import PolyakTargets
-from lit_rl.contract import RolloutContext
 from lit_rl.nets import ObservationNormalizer, mlp
 
 
@@ -46,9 +46,10 @@ def test_ddpg_actions_respect_bounds_and_warm_up_is_uniform():
     starts = torch.zeros(64, dtype=torch.bool)
     greedy = module.act_greedy(obs)
     assert greedy.shape == (64, 1) and greedy.abs().max() <= 2.0
+    actor = Actor(module)
     with torch.no_grad():
-        warm = module.act(obs, context(0, starts))
-        noisy = module.act(obs, context(100, starts))
+        warm = actor.act(obs, context(0, starts))
+        noisy = actor.act(obs, context(100, starts))
     assert warm.abs().max() <= 2.0 and noisy.abs().max() <= 2.0
     assert warm.std() > 0.5  # uniform over [-2, 2]
     assert noisy.abs().max() == 2.0  # noise of 5 half-ranges, clipped to the bounds
@@ -65,17 +66,18 @@ def test_ornstein_uhlenbeck_noise_resets_at_episode_start():
         ou_dt=0.01,
     )
     obs = torch.zeros(2, 3)
+    actor = Actor(module)
     for _ in range(20):
-        module.act(obs, context(1, torch.zeros(2, dtype=torch.bool)))
-    previous = module.noise.state.clone()
+        actor.act(obs, context(1, torch.zeros(2, dtype=torch.bool)))
+    previous = actor.noise.state.clone()
     assert (previous != 0).all()
     torch.manual_seed(1)
     draw = torch.randn(2, 1)
     torch.manual_seed(1)
-    module.act(obs, context(1, torch.tensor([True, False])))
+    actor.act(obs, context(1, torch.tensor([True, False])))
     # env 0 restarts its process from zero, env 1 continues it
-    assert module.noise.state[0].item() == pytest.approx(0.1 * draw[0].item())
-    assert module.noise.state[1].item() == pytest.approx(previous[1].item() * (1 - 0.15 * 0.01) + 0.1 * draw[1].item())
+    assert actor.noise.state[0].item() == pytest.approx(0.1 * draw[0].item())
+    assert actor.noise.state[1].item() == pytest.approx(previous[1].item() * (1 - 0.15 * 0.01) + 0.1 * draw[1].item())
 
 
 def test_ddpg_requires_linked_spaces():

@@ -181,7 +181,7 @@ def test_saving_the_replay_makes_no_copy_of_it(tmp_path):
     script = f"""
 import resource, torch
 from lit_rl.data.replay import ReplayBuffer
-replay = ReplayBuffer(1_000_000, 1, 45, 8)
+replay = ReplayBuffer(1_000_000, 1, 90, 8)
 for name in ReplayBuffer._FIELDS:
     getattr(replay, name).zero_()  # touch every page
 replay.index, replay.filled = 0, replay.rows

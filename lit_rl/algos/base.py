@@ -1,6 +1,6 @@
-"""What every off-policy algorithm shares: acting (DEP, random warm-up, action noise), the
-training step over replay batches, logging, checkpointed acting state, evaluation logging and
-target-network updates.
+"""What every off-policy algorithm shares: the policy interface the acting layer
+(``lit_rl.acting.Actor``) acts through, the training step over replay batches, the non-finite
+guard, logging, evaluation logging and target-network updates.
 
 A new algorithm subclasses ``OffPolicyAlgorithm`` in a file of its own in ``lit_rl/algos/``
 (it is registered and importable as ``lit_rl.algos.<Name>`` from then on) and writes
@@ -18,15 +18,9 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from lit_rl.contract import Batch, DataView, EpisodeResult, PhaseEnd, RolloutContext
-from lit_rl.distributed import (
-    add_rank_states,
-    average_optimizer_gradients,
-    gather_objects,
-    rank_state,
-    sum_across_ranks,
-)
-from lit_rl.explore import NOISES, DEPConfig, DEPController, DEPSwitch
+from lit_rl.acting import ActingConfig, DEPConfig
+from lit_rl.contract import Batch, DataView, EpisodeResult, PhaseEnd
+from lit_rl.distributed import add_rank_states, average_optimizer_gradients, gather_objects, sum_across_ranks
 from lit_rl.lightning_internals import attached_trainer, should_log
 from lit_rl.nets import ObservationNormalizer
 
@@ -69,9 +63,9 @@ class OffPolicyAlgorithm(LightningModule):
             ``lit_rl.nets.ObservationNormalizer``).
         dep_mode: DEP-RL switching mode (deprl's ``dep_factory`` number): 0 no DEP, 1
             InitExplore, 2 DetSwitch, 3 StochSwitch (the paper's), 4 PureDep (DEP only, nothing
-            trained). See ``lit_rl.explore.DEPSwitch``. Modes 1-4 need muscle states, so a MuJoCo
+            trained). See ``lit_rl.acting.DEPSwitch``. Modes 1-4 need muscle states, so a MuJoCo
             env with actuators.
-        dep: the DEP block (deprl's key names, ``lit_rl.explore.DEPConfig``); its defaults when
+        dep: the DEP block (deprl's key names, ``lit_rl.acting.DEPConfig``); its defaults when
             omitted.
         random_steps: act uniformly at random until this many env transitions were collected.
         exploration_noise: noise added to ``explore``'s actions (then clipped to the bounds):
@@ -115,17 +109,11 @@ class OffPolicyAlgorithm(LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()  # Lightning collects the subclasses' __init__ arguments too
-        if dep_mode not in range(5):
-            raise ValueError(
-                f"dep_mode must be 0-4 (none, InitExplore, DetSwitch, StochSwitch, PureDep), got {dep_mode}"
-            )
-        if exploration_noise is not None and exploration_noise not in NOISES:
-            raise ValueError(f"exploration_noise must be one of {sorted(NOISES)} or null, got {exploration_noise!r}")
+        # how the acting layer acts around this policy (lit_rl.acting.Actor); checks the keys
+        self.acting = ActingConfig(
+            dep_mode, dep if dep_mode else None, random_steps, exploration_noise, noise_std, ou_theta, ou_dt
+        )
         self.dep_mode = dep_mode
-        self.dep_config = (dep or DEPConfig()) if dep_mode else None
-        self.dep: DEPController | None = None  # built at the first step, when E and m are known
-        self.dep_switch: DEPSwitch | None = None
-        self._test_dep: DEPController | None = None  # mode 4 evaluation (one env)
         if observation_dim is None or action_bounds is None:
             raise ValueError(
                 "observation_dim and action_bounds come from the RolloutDataModule (the CLI links them); "
@@ -142,11 +130,6 @@ class OffPolicyAlgorithm(LightningModule):
             ObservationNormalizer(observation_dim, statistics=normalizer_statistics) if normalize_observations else None
         )
         self.actor_normalizes = normalize_observations is True
-        self.random_steps = random_steps
-        self.noise = None
-        if exploration_noise is not None:
-            noise_kwargs = {"theta": ou_theta, "dt": ou_dt} if exploration_noise == "ornstein_uhlenbeck" else {}
-            self.noise = NOISES[exploration_noise](noise_std, self.action_half_range, **noise_kwargs)
         self.updates = 0  # update() calls completed; a Python int, checkpointed, the same on every rank
         self._test_results: list[EpisodeResult] = []
         self._pending_metrics: dict[str, torch.Tensor | float] = {}
@@ -159,8 +142,9 @@ class OffPolicyAlgorithm(LightningModule):
     def explore(self, observations: torch.Tensor, env_steps: int, episode_starts: torch.Tensor) -> torch.Tensor:
         """The policy's training actions ``[E, A]`` (a sample for a stochastic policy, the
         deterministic action for one with ``exploration_noise``); ``episode_starts`` marks envs
-        whose episode just began. Runs under ``torch.no_grad``. The base class has already
-        recorded the observations for the normaliser, and adds the noise after."""
+        whose episode just began. Runs under ``torch.no_grad``. The acting layer
+        (``lit_rl.acting.Actor``) has already recorded the observations for the normaliser, and
+        adds the noise after."""
         raise NotImplementedError
 
     def act_greedy(self, observations: torch.Tensor) -> torch.Tensor:
@@ -173,25 +157,11 @@ class OffPolicyAlgorithm(LightningModule):
         each is logged at the next logging step with its latest value."""
         raise NotImplementedError
 
-    # ------------------------------------------------------------ acting (called by the data side)
+    # ------------------------------------------------------------ the policy (what the acting layer calls)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         """Inference: the deterministic policy (what ``python -m lit_rl export`` writes)."""
         return self.act_greedy(observations)
-
-    @property
-    def needs_muscle_states(self) -> bool:
-        return self.dep_mode > 0
-
-    @property
-    def trains(self) -> bool:
-        """False in DEP mode 4: nothing is stored or trained."""
-        return self.dep_mode != 4
-
-    @property
-    def evaluates_with_muscle_states(self) -> bool:
-        """DEP mode 4 is evaluated with DEP, which acts on muscle states."""
-        return self.dep_mode == 4
 
     @property
     def evaluation_every(self) -> int | None:
@@ -199,116 +169,46 @@ class OffPolicyAlgorithm(LightningModule):
         None leaves ``epoch_steps`` as configured."""
         return None
 
-    def random_prob(self, env_steps: int) -> float:
-        """Epsilon-greedy exploration: the probability that an env takes a uniform random action
-        instead of the policy's at this step (0 here; Dyna schedules it)."""
-        return 0.0
-
-    def act(self, observations: torch.Tensor, context: RolloutContext) -> torch.Tensor:
-        """Training actions ``[E, A]``: DEP's, as the switching mode decides, or uniform random
-        ones during the warm-up, or ``explore``'s with the action noise and epsilon-greedy
-        exploration. Whatever is returned is executed and stored in the replay."""
-        self.record_observations(observations)
-        if self.dep_mode:
-            if self.dep is None:
-                self._build_dep(observations.shape[0], context.muscle_states.shape[1], context.steps_before_batches)
-            if self.dep.device != self.device:  # restored before Lightning moved the module
-                self.dep.to(self.device)
-            decision = self.dep_switch.step(context.env_steps, context.episodes)
-            dep_actions = self.dep.step(context.muscle_states) if decision.step_dep else None
-            if decision.dep_acts:
-                return dep_actions.to(observations.dtype)
-        if context.env_steps < self.random_steps:
-            return self.uniform_actions(observations.shape[0])
-        actions = self.explore(observations, context.env_steps, context.episode_starts)
-        if self.noise is not None:
-            actions = torch.clamp(self.noise(actions, context.episode_starts), self.action_low, self.action_high)
-        p = self.random_prob(context.env_steps)
-        if p > 0:
-            uniform = self.uniform_actions(actions.shape[0])  # drawn before the coin flips, as always
-            take_random = torch.rand(actions.shape[0], 1, device=actions.device) < p
-            actions = torch.where(take_random, uniform, actions)
-        return actions
-
-    def uniform_actions(self, count: int) -> torch.Tensor:
-        """``count`` actions uniform in the action bounds."""
-        uniform = torch.rand(count, self.action_dim, device=self.action_low.device)
-        return self.action_low + uniform * (self.action_high - self.action_low)
-
-    def act_for_evaluation(self, observations: torch.Tensor, muscle_states: torch.Tensor | None) -> torch.Tensor:
-        """Test-episode actions: the deterministic policy, or DEP in mode 4 (its own controller
-        for the test env, kept across evaluations but not checkpointed)."""
-        if self.dep_mode != 4:
-            return self.act_greedy(observations)
-        if self._test_dep is None:
-            self._test_dep = DEPController(1, muscle_states.shape[1], self.dep_config, device=self.device)
-        return self._test_dep.step(muscle_states).to(observations.dtype)
-
-    def _build_dep(self, num_envs: int, num_muscles: int, steps_before_batches: int) -> None:
-        if num_muscles != self.action_dim:
-            raise ValueError(
-                f"DEP drives one action per muscle, but the env has {num_muscles} muscles and "
-                f"{self.action_dim} action dimensions"
-            )
-        self.dep = DEPController(num_envs, num_muscles, self.dep_config, device=self.device)
-        self.dep_switch = DEPSwitch.from_config(self.dep_mode, self.dep_config, steps_before_batches)
-        self._dep_shape = (num_envs, num_muscles, steps_before_batches)
-
     # ------------------------------------------------------------ checkpointed state
 
-    def acting_state_dict(self) -> dict:
-        """What acting on this process's envs built up: DEP's state, the action noise's state and
-        the observations recorded for the normaliser since its last update. Saved for every rank
-        under DDP (``checkpoint["acting"]``, see ``lit_rl.distributed``). An algorithm with acting
-        state of its own adds it here (and in ``load_acting_state_dict``)."""
-        state = {}
-        if self.normalizer is not None:
-            state["normalizer_pending"] = self.normalizer.pending_state_dict()
-        if self.noise is not None:
-            state["exploration_noise"] = self.noise.state_dict()
-        if self.dep is not None:
-            state["dep"] = {
-                "shape": list(self._dep_shape),
-                "controller": self.dep.state_dict(),
-                "switch": self.dep_switch.state_dict(),
-            }
-        return state
+    def rank_state_dict(self) -> dict:
+        """What differs between DDP ranks in this module: the observations recorded for the
+        normaliser since its last update (``checkpoint["learner"]``, every rank's; see
+        ``lit_rl.distributed``). An algorithm with per-rank state of its own adds it here (and
+        in ``load_rank_state_dict``)."""
+        if self.normalizer is None:
+            return {}
+        return {"normalizer_pending": self.normalizer.pending_state_dict()}
 
-    def load_acting_state_dict(self, state: dict) -> None:
-        """Restore ``acting_state_dict`` but the normaliser's part, which ``on_load_checkpoint``
+    def load_rank_state_dict(self, state: dict) -> None:
+        """Restore ``rank_state_dict`` but the normaliser's part, which ``on_load_checkpoint``
         puts into the weights that Lightning loads after it."""
-        if "exploration_noise" in state and self.noise is not None:
-            self.noise.load_state_dict(state["exploration_noise"])
-        if "dep" in state:
-            self._build_dep(*state["dep"]["shape"])
-            self.dep.load_state_dict(state["dep"]["controller"])
-            self.dep_switch.load_state_dict(state["dep"]["switch"])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         hparams = checkpoint.get("hyper_parameters", {})
         for key, value in hparams.items():  # checkpoints hold plain types only (DEP, dynamics configs)
             if is_dataclass(value) and not isinstance(value, type):
                 hparams[key] = asdict(value)
-        checkpoint["acting"] = add_rank_states({}, self.acting_state_dict())
+        checkpoint["learner"] = add_rank_states({}, self.rank_state_dict())
         checkpoint["updates"] = self.updates
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        acting = checkpoint.get("acting", {})
-        trainer = attached_trainer(self)
-        if trainer is not None and trainer.state.fn == "fit":  # this rank's envs' part
-            acting = rank_state(acting, self.global_rank, self.trainer.world_size, "this checkpoint")
-        if "normalizer_pending" in acting:  # the weights hold rank 0's recorded sums: use this rank's
-            for name, value in acting["normalizer_pending"].items():
+        learner = checkpoint.get("learner", {})  # this rank's part when fitting (lit_rl.checkpoints)
+        if "normalizer_pending" in learner:  # the weights hold rank 0's recorded sums: use this rank's
+            for name, value in learner["normalizer_pending"].items():
                 checkpoint["state_dict"][f"normalizer.{name}"] = value
-        self.load_acting_state_dict(acting)
+        self.load_rank_state_dict(learner)
         self.updates = checkpoint.get("updates", 0)
 
     # ------------------------------------------------------------ helpers for algorithms
 
     @property
-    def data(self) -> DataView:
-        """The data side as an algorithm may see it: env steps, replay samples, recent transitions."""
-        return self.trainer.datamodule.view
+    def data(self) -> DataView | None:
+        """The data side as an algorithm may see it: env steps, replay samples, recent transitions,
+        train metrics (None outside a trainer with a RolloutDataModule)."""
+        trainer = attached_trainer(self)
+        datamodule = trainer.datamodule if trainer is not None else None
+        return getattr(datamodule, "view", None)
 
     def normalize_for_critic(self, observations: torch.Tensor) -> torch.Tensor:
         """What a critic (or any value network) is fed: normalised when ``normalize_observations``."""
@@ -317,10 +217,6 @@ class OffPolicyAlgorithm(LightningModule):
     def normalize_for_actor(self, observations: torch.Tensor) -> torch.Tensor:
         """What the policy is fed: raw with ``normalize_observations: critic`` (deprl's)."""
         return self.normalizer(observations) if self.actor_normalizes else observations
-
-    def record_observations(self, observations: torch.Tensor) -> None:
-        if self.normalizer is not None:
-            self.normalizer.record(observations)
 
     @property
     def action_half_range(self) -> torch.Tensor:
@@ -392,9 +288,8 @@ class OffPolicyAlgorithm(LightningModule):
         if self._nonfinite_in_a_row == 1:
             log.warning("non-finite loss (%s): update skipped", ", ".join(self._nonfinite_losses))
         if self._nonfinite_in_a_row >= self.max_nonfinite_batches:
-            trainer = attached_trainer(self)
-            datamodule = trainer.datamodule if trainer is not None else None
-            where = f" at env step {datamodule.env_steps}" if datamodule is not None else ""
+            data = self.data
+            where = f" at env step {data.env_steps}" if data is not None else ""
             raise RuntimeError(
                 f"{self._nonfinite_in_a_row} batches in a row had a non-finite loss{where} "
                 f"({', '.join(self._nonfinite_losses)}): training stopped instead of going on without "
@@ -403,15 +298,15 @@ class OffPolicyAlgorithm(LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         if should_log(self.trainer):  # Lightning writes step metrics only then
-            self.log_dict(self.trainer.datamodule.pop_train_metrics())
+            self.log_dict(self.data.pop_train_metrics())
 
     def on_train_epoch_end(self) -> None:
         # Also at every epoch end: during a DEP-only warm-up and in mode 4 there are no gradient
         # batches, so the logging steps above never come. (Collective under DDP, like those; the
         # values are the same on every rank, sync_dist only keeps Lightning from warning.)
-        metrics = {k: float(v) for k, v in self.trainer.datamodule.pop_train_metrics().items()}
+        metrics = {k: float(v) for k, v in self.data.pop_train_metrics().items()}
         self.log_dict(metrics, sync_dist=True)
-        if self.trainer.datamodule.done:
+        if self.data.done:
             self.trainer.should_stop = True
 
     # ------------------------------------------------------------ evaluation
@@ -440,8 +335,7 @@ class OffPolicyAlgorithm(LightningModule):
             "test/episode_length": lengths.mean(),
             "test/episode_length_max": lengths.max(),  # a first full-length episode shows here before the mean
         }
-        datamodule = self.trainer.datamodule
-        if datamodule is not None:
-            metrics["env_steps"] = torch.tensor(float(datamodule.env_steps))
+        if self.data is not None:
+            metrics["env_steps"] = torch.tensor(float(self.data.env_steps))
         # the same on every rank (gathered above); sync_dist only keeps Lightning from warning
         self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=False, sync_dist=True)

@@ -8,9 +8,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from lit_rl.acting import DEPConfig
 from lit_rl.algos.base import OffPolicyAlgorithm, PolyakTargets, adam
 from lit_rl.contract import Batch
-from lit_rl.explore import DEPConfig
 from lit_rl.nets import mlp
 
 
@@ -57,8 +57,9 @@ class DDPG(OffPolicyAlgorithm):
         dep: DEPConfig | None = None,
     ):
         super().__init__(
-            observation_dim, action_bounds, normalize_observations, dep_mode, dep,
-            random_steps, exploration_noise, noise_std, ou_theta, ou_dt, normalizer_statistics,
+            observation_dim, action_bounds, normalize_observations=normalize_observations,
+            normalizer_statistics=normalizer_statistics, dep_mode=dep_mode, dep=dep, random_steps=random_steps,
+            exploration_noise=exploration_noise, noise_std=noise_std, ou_theta=ou_theta, ou_dt=ou_dt,
         )  # fmt: skip
         obs_dim, act_dim = self.observation_dim, self.action_dim
         self.actor = mlp(obs_dim, list(actor_hidden), act_dim, activation)

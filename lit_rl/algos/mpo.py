@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lit_rl.acting import DEPConfig
 from lit_rl.algos.base import OffPolicyAlgorithm, PolyakTargets, adam
 from lit_rl.contract import Batch
-from lit_rl.explore import DEPConfig
 from lit_rl.nets import mlp
 
 log = logging.getLogger(__name__)
@@ -166,8 +166,8 @@ class MPO(OffPolicyAlgorithm):
         dep: DEPConfig | None = None,
     ):
         super().__init__(
-            observation_dim, action_bounds, normalize_observations, dep_mode, dep,
-            normalizer_statistics=normalizer_statistics,
+            observation_dim, action_bounds, normalize_observations=normalize_observations,
+            normalizer_statistics=normalizer_statistics, dep_mode=dep_mode, dep=dep,
         )  # fmt: skip
         if not (torch.all(self.action_low == -1.0) and torch.all(self.action_high == 1.0)):
             low, high = self.action_low.min().item(), self.action_high.max().item()

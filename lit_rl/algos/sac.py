@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lit_rl.acting import DEPConfig
 from lit_rl.algos.base import OffPolicyAlgorithm, PolyakTargets, adam
 from lit_rl.contract import Batch
-from lit_rl.explore import DEPConfig
 from lit_rl.nets import mlp
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -91,8 +91,8 @@ class SAC(OffPolicyAlgorithm):
         random_steps: int = 10_000,
     ):
         super().__init__(
-            observation_dim, action_bounds, normalize_observations, dep_mode, dep, random_steps,
-            normalizer_statistics=normalizer_statistics,
+            observation_dim, action_bounds, normalize_observations=normalize_observations,
+            normalizer_statistics=normalizer_statistics, dep_mode=dep_mode, dep=dep, random_steps=random_steps,
         )  # fmt: skip
         obs_dim, act_dim = self.observation_dim, self.action_dim
         self.actor = SquashedGaussianActor(obs_dim, act_dim, list(actor_hidden), activation, log_std_min, log_std_max)

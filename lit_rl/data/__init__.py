@@ -1,7 +1,7 @@
 from lit_rl.data.datamodule import RolloutDataModule, RolloutView
 from lit_rl.data.energy import AdaptiveEnergy, AdaptiveEnergyConfig
 from lit_rl.data.replay import ReplayBuffer, ReplayConfig
-from lit_rl.data.schedule import Schedule, Trigger
+from lit_rl.data.schedule import Schedule
 
 __all__ = [
     "AdaptiveEnergy",
@@ -11,5 +11,4 @@ __all__ = [
     "RolloutDataModule",
     "RolloutView",
     "Schedule",
-    "Trigger",
 ]

@@ -1,8 +1,9 @@
 """What the DataModule puts into a checkpoint, and the replay file that belongs to one.
 
-The schedule's counters are the same on every rank; the counts, RNG states, envs' states
-(physics and wrappers mid-episode, muscle-state ranges), adaptive energy state and replay file
-are each rank's own (under DDP gathered by ``add_rank_states``). The
+The schedule's counters are the same on every rank; the counts, RNG states, acting state (DEP,
+action noise), envs' states (physics and wrappers mid-episode, muscle-state ranges), adaptive
+energy state and replay file are each rank's own (under DDP gathered by ``add_rank_states``;
+``lit_rl.resume`` hands each rank its own part back). The
 replay is not inside the ``.ckpt``: ``EnvStepCheckpoint`` writes it next to ``last.ckpt`` and
 the checkpoint records the file's name, size, replay position and a random token stored in the
 file; it is loaded only if all of them match. The keys are those of every earlier checkpoint.
@@ -12,27 +13,25 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+from lit_rl.acting import Actor
 from lit_rl.data.collection import Collector, Progress
 from lit_rl.data.energy import AdaptiveEnergy
 from lit_rl.data.replay import ReplayBuffer
 from lit_rl.data.schedule import Schedule
-from lit_rl.distributed import add_rank_states, rank_state
+from lit_rl.distributed import add_rank_states
+from lit_rl.resume import replay_file_problem
 
 log = logging.getLogger(__name__)
 
 
 class ReplayFiles:
-    """The replay file of the checkpoint being written (``recording``) and the checks that a
+    """Writing a replay file with the record a checkpoint keeps of it (``save``; the checkpoint
+    callback puts the record into the checkpoint it writes next) and the checks that a
     checkpoint's replay file is its own (``load``)."""
-
-    def __init__(self):
-        self.record: dict = {}  # set while a checkpoint that owns a replay file is written
 
     @staticmethod
     def save(replay: ReplayBuffer, path: Path) -> dict:
@@ -46,30 +45,15 @@ class ReplayFiles:
             "replay_bytes": size,
         }
 
-    @contextmanager
-    def recording(self, record: dict) -> Iterator[None]:
-        """A checkpoint saved inside the block names the replay file of ``record``."""
-        self.record = record
-        try:
-            yield
-        finally:
-            self.record = {}
-
     @staticmethod
     def load(replay: ReplayBuffer, state: dict, ckpt_path: str) -> bool:
         """Fill ``replay`` from the file this rank's checkpoint ``state`` names; False if it names none."""
-        replay_file = state.get("replay_file")
-        if replay_file is None:
+        if state.get("replay_file") is None:
             return False
-        path = Path(ckpt_path).parent / replay_file
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {ckpt_path} needs its replay file {path}, which is missing")
-        size = path.stat().st_size
-        if "replay_bytes" in state and size != state["replay_bytes"]:
-            raise ValueError(
-                f"replay file {path} has {size} bytes, checkpoint {ckpt_path} recorded "
-                f"{state['replay_bytes']}: it is truncated or from another save"
-            )
+        problem = replay_file_problem(state, Path(ckpt_path).parent)
+        if problem is not None:
+            raise FileNotFoundError(f"checkpoint {ckpt_path} {problem}")
+        path = Path(ckpt_path).parent / state["replay_file"]
         replay.load(path, token=state.get("replay_token"))
         if (replay.index, replay.filled) != tuple(state["replay_position"]):
             raise ValueError(
@@ -83,8 +67,8 @@ def data_state(
     progress: Progress,
     schedule: Schedule,
     collector: Collector | None,
+    actor: Actor | None,
     energy: AdaptiveEnergy | None,
-    replay_files: ReplayFiles,
 ) -> dict:
     """The DataModule's checkpoint state (collective under DDP)."""
     shared = {"env_steps": progress.env_steps, **schedule.state_dict()}
@@ -92,8 +76,7 @@ def data_state(
         "episodes": progress.episodes,
         "faults": progress.faults,
         "torch_rng": torch.get_rng_state(),
-        "replay_file": None,
-        **replay_files.record,
+        "replay_file": None,  # EnvStepCheckpoint records the file of a last.ckpt that has one
     }
     if torch.cuda.is_available():
         local["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -102,6 +85,7 @@ def data_state(
         if collector.started:
             local["env_states"] = collector.envs.env_states()
             local["collection"] = collector.state_dict()
+        local["acting"] = actor.state_dict()
     if energy is not None:
         local["adaptive_energy"] = energy.state_dict()
     return add_rank_states(shared, local)
@@ -112,19 +96,19 @@ def load_data_state(
     progress: Progress,
     schedule: Schedule,
     collector: Collector | None,
+    actor: Actor | None,
     energy: AdaptiveEnergy | None,
     ckpt_path: str,
-    rank: int,
-    world_size: int,
 ) -> None:
-    """Restore ``data_state``: the counts and RNGs in every stage; when fitting (``collector``),
-    this rank's env RNGs and replay file too."""
+    """Restore ``data_state`` (when fitting, this rank's part: ``lit_rl.resume``): the counts and
+    RNGs in every stage; when fitting (``collector``), the acting state, env states and RNGs and
+    the replay file too."""
     progress.env_steps = state["env_steps"]
     schedule.load_state_dict(state)
-    if collector is not None:  # fit: this rank's own part
-        state = rank_state(state, rank, world_size, f"checkpoint {ckpt_path}")
     progress.episodes = state["episodes"]
     progress.faults = state.get("faults", 0)
+    if collector is not None:  # before the RNG: rebuilding DEP's switch draws its coin's seed from it
+        actor.load_state_dict(state.get("acting", {}))
     torch.set_rng_state(state["torch_rng"])
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lit_rl.contract import Agent, RolloutContext
+from lit_rl.acting import Actor, RolloutContext
 from lit_rl.data.energy import AdaptiveEnergy
 from lit_rl.data.replay import ReplayBuffer
 from lit_rl.data.schedule import Schedule
@@ -29,7 +29,7 @@ class Progress:
 
 
 class Collector:
-    """Steps ``envs`` (this rank's) with ``Agent.act``, writes every transition into ``replay``
+    """Steps ``envs`` (this rank's) with ``Actor.act``, writes every transition into ``replay``
     and counts them in ``progress``.
 
     Args:
@@ -110,9 +110,9 @@ class Collector:
         finally:
             torch.set_num_threads(threads)
 
-    def collect(self, agent: Agent, until: int) -> None:
+    def collect(self, actor: Actor, until: int) -> None:
         """Step until ``until`` env steps or until the schedule starts a training phase."""
-        device, progress = agent.device, self.progress
+        device, progress = actor.device, self.progress
         # Each transition is written to the replay while the env workers take the next step;
         # the last one is written before returning, so training and checkpoints see them all.
         unstored: tuple | None = None
@@ -129,13 +129,13 @@ class Collector:
                         steps_before_batches=self.schedule.steps_before_batches,
                     )
                     with torch.no_grad():
-                        actions = agent.act(obs.to(device), context).cpu()
+                        actions = actor.act(obs.to(device), context).cpu()
                     self.envs.step_async(actions.numpy())
                     if unstored is not None:
                         self.replay.store(*unstored)
                         unstored = None
                     step = self.envs.step_wait()
-                    if agent.trains:
+                    if actor.trains:
                         unstored = (
                             obs,
                             actions,
@@ -153,7 +153,7 @@ class Collector:
                     self._finished_since_log.extend(step.finished)
                     if self.energy is not None and step.resets[0]:
                         self.energy.episode_finished(step.finished[0][0])  # deprl: the first env's scores
-                    if agent.trains and self.schedule.phase_due(progress.env_steps, self.transitions_per_row):
+                    if actor.trains and self.schedule.phase_due(progress.env_steps, self.transitions_per_row):
                         return
         finally:
             if unstored is not None:

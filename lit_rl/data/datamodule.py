@@ -11,7 +11,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from lit_rl.contract import PHASE_END, Agent, Batch, EpisodeResult, PhaseEnd, ReplayRows
+from lit_rl.acting import Actor
+from lit_rl.contract import PHASE_END, Batch, EpisodeResult, PhaseEnd, Policy, ReplayRows
 from lit_rl.data.checkpoint_state import ReplayFiles, data_state, load_data_state
 from lit_rl.data.collection import Collector, Progress
 from lit_rl.data.energy import AdaptiveEnergy
@@ -143,10 +144,10 @@ class RolloutDataModule(pl.LightningDataModule):
             replay.batch_iterations,
             replay.phase_clock,
         )
-        self.replay_files = ReplayFiles()
         self.replay: ReplayBuffer | None = None  # this rank's, when fitting
         self.collector: Collector | None = None  # when fitting
         self.evaluator: Evaluator | None = None
+        self.actor: Actor | None = None  # acts around the LightningModule's policy, from setup()
         self.view = RolloutView(self)
         self._at_cut = True
         self.world_size, self.global_rank = 1, 0  # set in setup() from the trainer
@@ -207,7 +208,7 @@ class RolloutDataModule(pl.LightningDataModule):
     # ----------------------------------------------------------------- lifecycle
 
     @property
-    def agent(self) -> Agent:
+    def policy(self) -> Policy:
         return self.trainer.lightning_module
 
     def setup(self, stage: str) -> None:
@@ -217,6 +218,8 @@ class RolloutDataModule(pl.LightningDataModule):
                 f"replay.batch_size {self.replay_config.batch_size} must be divisible by the {self.world_size} "
                 "training processes: each samples an equal share of every batch"
             )
+        if self.actor is None or self.actor.policy is not self.policy:
+            self.actor = Actor(self.policy)
         if self.evaluator is None:
             self.evaluator = Evaluator(
                 self.test_env_config, self.test_episodes, self.seed, self.progress, self.force_scale, self.video
@@ -225,14 +228,14 @@ class RolloutDataModule(pl.LightningDataModule):
             self._setup_collection()
 
     def _setup_collection(self) -> None:
-        agent = self.agent
-        if agent.evaluation_every is not None and agent.evaluation_every != self.schedule.epoch_steps:
-            log.info("%s evaluates every %d env steps: that is the epoch length", type(agent).__name__,
-                     agent.evaluation_every)  # fmt: skip
-            self.schedule.epoch_steps = agent.evaluation_every
-        self._warn_if_no_training(agent)
+        policy, actor = self.policy, self.actor
+        if policy.evaluation_every is not None and policy.evaluation_every != self.schedule.epoch_steps:
+            log.info("%s evaluates every %d env steps: that is the epoch length", type(policy).__name__,
+                     policy.evaluation_every)  # fmt: skip
+            self.schedule.epoch_steps = policy.evaluation_every
+        self._warn_if_no_training(actor)
         seed = self.seed + self.global_rank * self.num_envs  # env j of rank r: as env r * E + j of one process
-        args = (self.env_config, self.parallel, self.sequential, seed, agent.needs_muscle_states, self.force_scale)
+        args = (self.env_config, self.parallel, self.sequential, seed, actor.needs_muscle_states, self.force_scale)
         envs = make_vector_envs(
             *args, worker_timeout=self.worker_timeout, terminal_muscle_range=self.terminal_muscle_range
         )
@@ -252,11 +255,11 @@ class RolloutDataModule(pl.LightningDataModule):
             self.progress, envs, self.replay, self.schedule, self.transitions_per_row, threads, self.energy
         )
 
-    def _warn_if_no_training(self, agent: Agent) -> None:
+    def _warn_if_no_training(self, actor: Actor) -> None:
         # A budget that ends before the replay warm-up otherwise exits 0 after zero gradient
         # updates without a word (e.g. a deprl config, 200,000 warm-up steps, shrunk to a short run).
         schedule, step = self.schedule, self.transitions_per_row
-        if agent.trains and schedule.first_phase(step) > schedule.last_step(step) and self.global_rank == 0:
+        if actor.trains and schedule.first_phase(step) > schedule.last_step(step) and self.global_rank == 0:
             log.warning(
                 "This run makes no gradient update: training starts after replay.steps_before_batches="
                 "%d env steps (with steps_between_batches=%d, at env step %d), but total_steps=%d ends the "
@@ -331,36 +334,32 @@ class RolloutDataModule(pl.LightningDataModule):
                 schedule.end_epoch()
                 yield from self._phase_end("epoch")  # every epoch yields at least one item, so evaluation always runs
                 return
-            collector.collect(self.agent, epoch_end)
+            collector.collect(self.actor, epoch_end)
 
     def pop_train_metrics(self) -> dict[str, float]:
         """Metrics of the rollout since the last call (for the module to log), over all ranks
         (collective under DDP: every rank calls it at the same points)."""
-        return self.collector.pop_metrics(self.agent.device)
+        return self.collector.pop_metrics(self.policy.device)
 
     def _test_episodes(self) -> Iterator[EpisodeResult]:
-        return self.evaluator.run(self.agent, self.trainer.global_rank, self.trainer.world_size, self.trainer)
+        return self.evaluator.run(self.actor, self.trainer.global_rank, self.trainer.world_size, self.trainer)
 
     # ----------------------------------------------------------------- checkpoints
 
     def state_dict(self) -> dict:
         """See ``lit_rl.data.checkpoint_state`` (collective under DDP)."""
-        return data_state(self.progress, self.schedule, self.collector, self.energy, self.replay_files)
+        return data_state(self.progress, self.schedule, self.collector, self.actor, self.energy)
 
     def load_state_dict(self, state: dict) -> None:
         ckpt_path = str(self.trainer.ckpt_path)
         load_data_state(
-            state, self.progress, self.schedule, self.collector, self.energy, ckpt_path, self.global_rank,
-            self.world_size,
+            state, self.progress, self.schedule, self.collector, self.actor, self.energy, ckpt_path
         )  # fmt: skip
 
     def save_replay(self, path) -> dict:
-        """Write this rank's replay to ``path``; returns the record ``recording_replay`` takes."""
-        return self.replay_files.save(self.replay, path)
-
-    def recording_replay(self, record: dict):
-        """A checkpoint saved inside this context names the replay file of ``record``."""
-        return self.replay_files.recording(record)
+        """Write this rank's replay to ``path``; returns what a checkpoint records of it
+        (``ReplayFiles.save``)."""
+        return ReplayFiles.save(self.replay, path)
 
 
 class RolloutView:
@@ -399,6 +398,9 @@ class RolloutView:
     def transitions_per_row(self) -> int:
         return self._dm.transitions_per_row
 
+    def pop_train_metrics(self) -> dict[str, float]:
+        return self._dm.pop_train_metrics()
+
     @property
     def observation_low(self) -> torch.Tensor:
         return torch.as_tensor(self._dm.evaluator.observation_space.low, dtype=torch.float32).reshape(-1)
@@ -415,12 +417,4 @@ class RolloutView:
         count = replay.filled
         if since is not None:
             count = min(count, max(0, self.env_steps - since) // self.transitions_per_row)
-        rows = (replay.index - count + torch.arange(count)) % replay.rows
-        return ReplayRows(
-            replay.observations[rows],
-            replay.actions[rows],
-            replay.next_observations[rows],
-            replay.rewards[rows],
-            replay.terminations[rows],
-            replay.resets[rows],
-        )
+        return replay.recent(count)

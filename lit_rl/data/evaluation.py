@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from lit_rl.contract import Agent, EpisodeResult
+from lit_rl.acting import Actor
+from lit_rl.contract import EpisodeResult
 from lit_rl.data.collection import Progress
 from lit_rl.envs import ActionMap, EnvConfig, MuscleState, guarded_step, make_env
 from lit_rl.video import EpisodeVideo, VideoRecorder, log_video, rendering_config, video_path
@@ -59,23 +60,23 @@ class Evaluator:
     def close(self) -> None:
         self.env.close()
 
-    def run(self, agent: Agent, rank: int, world_size: int, trainer) -> Iterator[EpisodeResult]:
+    def run(self, actor: Actor, rank: int, world_size: int, trainer) -> Iterator[EpisodeResult]:
         """This rank's share of the test episodes. ``trainer`` (rank, run directory, loggers) is
         only used for videos."""
         muscles = None
-        if agent.evaluates_with_muscle_states:
+        if actor.evaluates_with_muscle_states:
             muscles = MuscleState(len(MuscleState.read(self.env)[0]), self.force_scale)
         for index in range(rank, self.episodes, world_size):
             obs, _ = self.env.reset(seed=self.seed + TEST_SEED_OFFSET + index)
             video = self._start_video(index, trainer)
             total, length, done = 0.0, 0, False
             while not done:
-                obs_t = torch.as_tensor(np.asarray(obs, np.float32).reshape(1, -1), device=agent.device)
+                obs_t = torch.as_tensor(np.asarray(obs, np.float32).reshape(1, -1), device=actor.device)
                 muscle_t = None
                 if muscles is not None:
                     muscle_t = torch.as_tensor(muscles(*MuscleState.read(self.env)), dtype=torch.float32)[None]
                 with torch.no_grad():
-                    action = agent.act_for_evaluation(obs_t, muscle_t)[0].cpu().numpy()
+                    action = actor.act_for_evaluation(obs_t, muscle_t)[0].cpu().numpy()
                 obs, reward, terminated, truncated, fault = guarded_step(self.env, self.action_map(action))
                 if fault:
                     log.warning("simulator fault in test episode %d: the episode ends there", index)

@@ -1,34 +1,13 @@
 """When things happen, in environment transitions summed over envs (and DDP ranks): training
 phases (none before ``steps_before_batches``), epoch ends (an evaluation follows each),
-periodic saves and the end of training. ``Trigger`` is the periodic primitive, also behind
-Dyna's flow. (The two acting warm-ups are the algorithm's: ``random_steps`` in
+periodic saves and the end of training. ``Trigger`` (``lit_rl.contract``) is the periodic primitive, also
+behind Dyna's flow. (The two acting warm-ups are the algorithm's: ``random_steps`` in
 ``OffPolicyAlgorithm.act``, and DEP's InitExplore until ``steps_before_batches`` in
-``lit_rl.explore.DEPSwitch``.)"""
+``lit_rl.acting.DEPSwitch``.)"""
 
 from __future__ import annotations
 
-
-class Trigger:
-    """Due at the first check with ``steps >= start`` (and at least ``every`` steps after
-    ``last``, when ``last`` is given), then whenever ``every`` more steps have passed since it
-    last fired (Baconian's ``PeriodicalEventSchedule``). ``every=None`` never fires."""
-
-    def __init__(self, every: int | None, start: int = 0, last: int | None = None):
-        if every is not None and every < 1:
-            raise ValueError(f"a trigger period must be >= 1 env steps (or null: never), got {every}")
-        self.every, self.start = every, start
-        self.last = last
-        self.fired = 0
-
-    def due(self, steps: int) -> bool:
-        """Whether it fires at ``steps``; if so, it counts as fired there."""
-        if self.every is None or steps < self.start:
-            return False
-        if self.last is not None and steps - self.last < self.every:
-            return False
-        self.last = steps
-        self.fired += 1
-        return True
+from lit_rl.contract import Trigger
 
 
 def next_multiple(steps: int, every: int) -> int:

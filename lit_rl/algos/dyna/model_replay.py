@@ -2,7 +2,7 @@
 
 The real replay (``ReplayBuffer``) stores one row per vector env step and folds n-step
 returns; model rollouts arrive as thousands of unrelated one-step transitions at once, so they
-get this simpler store. Dyna checkpoints it with each rank's acting state (``state_dict``).
+get this simpler store. Dyna checkpoints it with each rank's own state (``Dyna.rank_state_dict``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import torch
 
-from lit_rl.explore.dep import DEPConfig
+from lit_rl.acting.dep import DEPConfig
 
 MODES = {0: "none", 1: "InitExplore", 2: "DetSwitch", 3: "StochSwitch", 4: "PureDep"}
 

@@ -9,32 +9,19 @@ DDPG on a real/model mix (algorithms.md section 7).
 
 from __future__ import annotations
 
-import bisect
 import time
 from dataclasses import replace
 from typing import Literal
 
 import torch
 
+from lit_rl.acting import piecewise_linear
 from lit_rl.algos.ddpg import DDPG
-from lit_rl.contract import Batch, EpisodeResult, PhaseEnd, ReplayRows
-from lit_rl.data.model_replay import TransitionRing
-from lit_rl.data.schedule import Trigger
+from lit_rl.algos.dyna.dynamics import DynamicsConfig, Transitions, make_dynamics
+from lit_rl.algos.dyna.model_env import ModelEnv, make_reward_function, make_terminal_function, uniform_states
+from lit_rl.algos.dyna.model_replay import TransitionRing
+from lit_rl.contract import Batch, EpisodeResult, PhaseEnd, ReplayRows, Trigger
 from lit_rl.distributed import mean_across_ranks, sum_across_ranks
-from lit_rl.envs.model_env import ModelEnv, make_reward_function, make_terminal_function, uniform_states
-from lit_rl.nets.dynamics import DynamicsConfig, Transitions, make_dynamics
-
-
-def piecewise_linear(points: list[tuple[float, float]], x: float) -> float:
-    """Linear interpolation through ``(x, y)`` points sorted by x; constant beyond the ends."""
-    xs = [p[0] for p in points]
-    i = bisect.bisect_right(xs, x)
-    if i == 0:
-        return points[0][1]
-    if i == len(points):
-        return points[-1][1]
-    (x0, y0), (x1, y1) = points[i - 1], points[i]
-    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
 class DynaFlow:
@@ -71,11 +58,11 @@ class Dyna(DDPG):
     (``TOTAL_AGENT_TRAIN_SAMPLE_COUNT``) is ``data.total_steps``.
 
     Args:
-        dynamics: the learned model (``lit_rl.nets.dynamics.DynamicsConfig``): ``kind: mlp``
+        dynamics: the learned model (``lit_rl.algos.dyna.dynamics.DynamicsConfig``): ``kind: mlp``
             (Baconian) or ``kind: ensemble`` (MBPO).
         reward_function: ``learned`` (the ensemble's reward head) or a known reward
             ``r(s, a, s')`` by name: ``pendulum``, ``quadratic_cost`` (negated), ``random``
-            (``lit_rl.envs.model_env.REWARD_FUNCTIONS``).
+            (``lit_rl.algos.dyna.model_env.REWARD_FUNCTIONS``).
         reward_kwargs: keyword arguments of the reward function.
         terminal_function: ``never``, ``pendulum``, ``fixed_length``, ``random`` or ``hopper``
             (``TERMINAL_FUNCTIONS``); a learned termination head is added where the ensemble has one.
@@ -183,7 +170,9 @@ class Dyna(DDPG):
             ),
         )
         self.horizon_points = [(0.0, float(rollout_horizon)), *map(tuple, rollout_horizon_schedule or [])]
-        self.random_prob_points = [(0.0, init_random_prob), *map(tuple, random_prob_schedule or [])]
+        self.acting = replace(
+            self.acting, random_prob=[(0.0, init_random_prob), *map(tuple, random_prob_schedule or [])]
+        )
         self.model_replay = TransitionRing(model_replay_size, self.observation_dim, self.action_dim)
         self.model_env: ModelEnv | None = None  # built at fit start, when the observation space is known
         self._model_env_state: dict | None = None  # restored before the model env is built
@@ -193,9 +182,6 @@ class Dyna(DDPG):
         self.seconds = dict.fromkeys([*DynaFlow.ORDER, "rollout"], 0.0)
 
     # ------------------------------------------------------------ schedules
-
-    def random_prob(self, env_steps: int) -> float:
-        return piecewise_linear(self.random_prob_points, env_steps)
 
     def rollout_horizon(self, env_steps: int) -> int:
         return max(1, int(piecewise_linear(self.horizon_points, env_steps)))
@@ -236,9 +222,15 @@ class Dyna(DDPG):
             return
         steps = self.data.env_steps
         metrics: dict[str, float] = {}
+        work = {
+            "test_dynamics": self._test_dynamics,
+            "train_dynamics": self._train_dynamics,
+            "train_algo_real": self._train_algo_real,
+            "train_algo_model": self._train_algo_model,
+        }
         for task in self.flow.due(steps):
             start = time.perf_counter()
-            metrics.update(getattr(self, f"_{task}")())
+            metrics.update(work[task]())
             self.seconds[task] += time.perf_counter() - start
         if self.normalizer is not None:
             self.normalizer.update(reduce=sum_across_ranks)
@@ -249,7 +241,7 @@ class Dyna(DDPG):
                 "dyna/model_replay_size": float(len(self.model_replay)),
                 "dyna/rollout_horizon": float(self.rollout_horizon(steps)),
                 "dyna/dynamics_trainings": float(self.flow.triggers["train_dynamics"].fired),
-                "explore/random_prob": self.random_prob(steps),
+                "explore/random_prob": self.acting.epsilon(steps),
                 **{f"perf/dyna_seconds_{part}": seconds for part, seconds in self.seconds.items()},
             }
         )
@@ -391,14 +383,14 @@ class Dyna(DDPG):
         dynamics_opt = torch.optim.Adam(self.dynamics.parameters(), lr=cfg.lr, weight_decay=decay, fused=True)
         return [*super().configure_optimizers(), dynamics_opt]
 
-    def acting_state_dict(self) -> dict:
-        state = {**super().acting_state_dict(), "model_replay": self.model_replay.state_dict()}
+    def rank_state_dict(self) -> dict:
+        state = {**super().rank_state_dict(), "model_replay": self.model_replay.state_dict()}
         if self.model_env is not None:
             state["model_env"] = self.model_env.state_dict()
         return state
 
-    def load_acting_state_dict(self, state: dict) -> None:
-        super().load_acting_state_dict(state)
+    def load_rank_state_dict(self, state: dict) -> None:
+        super().load_rank_state_dict(state)
         if "model_replay" in state:
             self.model_replay.load_state_dict(state["model_replay"])
         self._model_env_state = state.get("model_env")

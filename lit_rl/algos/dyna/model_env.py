@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from lit_rl.nets.dynamics import DynamicsModel
+from lit_rl.algos.dyna.dynamics import DynamicsModel
 
 # ----------------------------------------------------------------------------- rewards
 
