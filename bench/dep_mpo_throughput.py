@@ -30,7 +30,7 @@ from env_throughput import measure
 from fit_clock import FitClock
 from summary import machine_line, rewrite_section, section, spread
 
-from lit_rl.cli import LitRLCLI
+from lit_rl.commands.cli import LitRLCLI
 
 CONFIG = "configs/dep_mpo_myolegwalk.yaml"
 

@@ -39,7 +39,7 @@ import yaml
 from myoleg_learning import epochs, fmt, read_rows
 from summary import ROOT, machine_line, rewrite_section
 
-from lit_rl.stats import interval_text, iqm_interval
+from lit_rl.commands.stats import interval_text, iqm_interval
 
 OUT = ROOT / "bench_runs" / "deprl_side_by_side"
 SOURCE = "https://github.com/martius-lab/depRL/archive/790df86.tar.gz"

@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch import Callback
 from summary import out_dir, report
 
-from lit_rl.cli import LitRLCLI
+from lit_rl.commands.cli import LitRLCLI
 
 
 class Timer(Callback):

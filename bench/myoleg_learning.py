@@ -288,7 +288,7 @@ def summary(out: Path, runs: list[tuple[str, int]], budget: Budget) -> list[str]
 
 
 def figures(out: Path, runs: list[tuple[str, int]], steps: int, figure_dir: Path) -> list[str]:
-    from lit_rl.plot import plot
+    from lit_rl.commands.plot import plot
 
     directories = [write_published_run(out)] if min(published()) <= steps else []
     directories += [run_dir(out, v, s) for v, s in runs if has_metrics(run_dir(out, v, s))]

@@ -51,8 +51,8 @@ def spread(values: list[float], fmt=lambda v: f"{v:.1f}") -> str:
 
 def iqm_ci(values: list[float], fmt=lambda v: f"{v:.1f}") -> str:
     """``IQM [low, high]`` over seeds: interquartile mean and 95% stratified bootstrap interval
-    (``lit_rl.stats``, the rliable protocol)."""
-    from lit_rl.stats import interval_text, iqm_interval
+    (``lit_rl.commands.stats``, the rliable protocol)."""
+    from lit_rl.commands.stats import interval_text, iqm_interval
 
     return interval_text(*iqm_interval(values), fmt)
 
@@ -107,10 +107,10 @@ def report(algo: str, runs: list[dict], out: str | Path | None = None, **extra) 
 
 
 def plot_curves(run_dirs: list[Path], out: Path, title: str, x_max: int | None = None) -> str:
-    """Draw test return against environment steps with `python -m lit_rl plot` (lit_rl/plot.py,
+    """Draw test return against environment steps with `python -m lit_rl plot` (lit_rl/commands/plot.py,
     the one place that draws curves); returns the BENCHMARKS.md lines: the figure and the
     command that redraws it."""
-    from lit_rl.plot import plot
+    from lit_rl.commands.plot import plot
 
     plot(run_dirs, "test/episode_return", "env_steps", out, x_max)
     dirs = " ".join(str(d.resolve().relative_to(ROOT)) for d in run_dirs)

@@ -4,7 +4,7 @@ import importlib
 import sys
 from pathlib import Path
 
-# The LightningCLI's commands (lit_rl.cli.LitRLCLI.subcommands; a test keeps the two equal).
+# The LightningCLI's commands (lit_rl.commands.cli.LitRLCLI.subcommands; a test keeps the two equal).
 TRAINER_COMMANDS = {
     "fit": "train (or resume) a run from a config: fit --config configs/ddpg_pendulum.yaml",
     "validate": "play a checkpoint's test episodes: validate --config C --ckpt_path last",
@@ -13,12 +13,12 @@ TRAINER_COMMANDS = {
 # Commands outside the LightningCLI, each a module with ``main(argv) -> exit status``, imported
 # only when used (convert and plot start without importing Lightning).
 COMMANDS = {
-    "algorithms": ("lit_rl.catalog", "the registered algorithms and their config keys"),
-    "compare": ("lit_rl.compare", "configs over seeds: IQM, bootstrap intervals, P(improvement)"),
-    "convert": ("lit_rl.convert", "a deprl config -> a lit_rl config"),
-    "export": ("lit_rl.export", "a checkpoint's policy as ONNX or TorchScript"),
-    "plot": ("lit_rl.plot", "learning curves of runs"),
-    "sweep": ("lit_rl.sweep", "overrides x seeds as separate fit runs, resumable"),
+    "algorithms": ("lit_rl.commands.catalog", "the registered algorithms and their config keys"),
+    "compare": ("lit_rl.commands.compare", "configs over seeds: IQM, bootstrap intervals, P(improvement)"),
+    "convert": ("lit_rl.commands.convert", "a deprl config -> a lit_rl config"),
+    "export": ("lit_rl.commands.export", "a checkpoint's policy as ONNX or TorchScript"),
+    "plot": ("lit_rl.commands.plot", "learning curves of runs"),
+    "sweep": ("lit_rl.commands.sweep", "overrides x seeds as separate fit runs, resumable"),
 }
 
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if (path := missing_config(argv)) is not None:
         print(f"lit_rl: error: --config {path}: no such file", file=sys.stderr)
         return 2
-    from lit_rl.cli import main as cli_main
+    from lit_rl.commands.cli import main as cli_main
 
     cli_main(argv)
     return 0

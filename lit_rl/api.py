@@ -18,12 +18,12 @@ import torch
 import yaml
 
 from lit_rl.algos.base import OffPolicyAlgorithm
-from lit_rl.cli import AlreadyFinished, ConfigError, LitRLCLI
+from lit_rl.commands.cli import AlreadyFinished, ConfigError, LitRLCLI
+from lit_rl.commands.export import ExportError, load_algorithm
 from lit_rl.data.evaluation import TEST_SEED_OFFSET
 from lit_rl.envs import ActionMap, EnvConfig, guarded_step, make_env
-from lit_rl.export import ExportError, load_algorithm
-from lit_rl.files import run_dir_of
-from lit_rl.video import VideoRecorder, configure_rendering, rendering_config
+from lit_rl.training.files import run_dir_of
+from lit_rl.training.video import VideoRecorder, configure_rendering, rendering_config
 
 __all__ = [
     "AlreadyFinished",
@@ -129,7 +129,7 @@ def evaluate(
     seeds, so the first ``test_episodes`` of them are the episodes ``validate``/``test`` play and
     their mean is the run's ``test/episode_return``. ``env``: the run's test env by default, or an
     ``EnvConfig``, or a made env (not closed here). ``video``: an MP4 path; the first episode is
-    recorded there (``lit_rl.video``; a made env needs ``render_mode="rgb_array"``). A simulator
+    recorded there (``lit_rl.training.video``; a made env needs ``render_mode="rgb_array"``). A simulator
     fault ends an episode as in training and test episodes (``lit_rl.envs.guarded_step``).
     """
     if episodes < 1:

@@ -1,5 +1,5 @@
 """Run by tests/test_ddp.py as ``python tests/ddp_average_check.py PORT``: two gloo processes check
-``lit_rl.distributed.average_gradients`` and print OK from rank 0."""
+``lit_rl.training.distributed.average_gradients`` and print OK from rank 0."""
 
 import os
 import sys
@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lit_rl.distributed import average_gradients
+from lit_rl.training.distributed import average_gradients
 
 
 def check(rank: int, port: str) -> None:

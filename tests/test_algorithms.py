@@ -16,9 +16,9 @@ import torch
 import yaml
 
 from lit_rl.algos import algorithms
+from lit_rl.commands.export import load_algorithm
 from lit_rl.envs import EnvConfig, make_env
 from lit_rl.envs.make import ActionMap
-from lit_rl.export import load_algorithm
 from tests.conftest import DATA_KEY, ROOT, load_ckpt, ok, run_cli
 from tests.crash_helpers import assert_same_run, kill_when, start_fit
 

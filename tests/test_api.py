@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch import Callback
 
 from lit_rl import api
-from lit_rl.cli import LitRLCLI
+from lit_rl.commands.cli import LitRLCLI
 from tests.conftest import ROOT, SMOKE
 
 QUIET = {"trainer.logger": False, "trainer.enable_progress_bar": False, "trainer.enable_model_summary": False}

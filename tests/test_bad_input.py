@@ -1,6 +1,6 @@
 """Bad input (issue 6, point 5): each gives one clear error naming the problem before any env
 worker starts or anything is written, and nothing already saved changes. The CLI runs in-process
-(``lit_rl.cli.main``, as ``python -m lit_rl`` does) to keep the table fast; one case also runs as a
+(``lit_rl.commands.cli.main``, as ``python -m lit_rl`` does) to keep the table fast; one case also runs as a
 subprocess to check that the user sees one line, not a traceback."""
 
 import hashlib
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lit_rl.cli import main
+from lit_rl.commands.cli import main
 from tests.conftest import DATA_KEY, ROOT, SMOKE, load_ckpt, ok, run_cli
 
 SMOKE_MPO = ROOT / "configs" / "smoke" / "mpo_pendulum.yaml"
@@ -116,8 +116,7 @@ CASES = {
     "misspelled env key": (["--data.init_args.env.idd", "x"], "did you mean --data.init_args.env.id?"),
     "misspelled DEP key": (
         ["--config", str(DEP_MPO), "--model.init_args.dep.kapa", "1"],
-        "--model.init_args.dep.kapa: no such key of lit_rl.acting.DEPConfig; "
-        "did you mean --model.init_args.dep.kappa?",
+        "--model.init_args.dep.kapa: no such key of lit_rl.acting.DEPConfig; did you mean --model.init_args.dep.kappa?",
     ),
     "misspelled trainer key": (
         ["--trainer.max_epohcs", "3"],
@@ -333,7 +332,7 @@ def test_full_output_directory(small_disk, capsys):
 
 
 def test_a_save_that_hits_a_full_disk_keeps_the_previous_checkpoint(small_disk):
-    from lit_rl.resume import RunCheckpointIO as AtomicCheckpointIO
+    from lit_rl.training.resume import RunCheckpointIO as AtomicCheckpointIO
 
     io = AtomicCheckpointIO()
     path = small_disk / "last.ckpt"

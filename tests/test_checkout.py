@@ -13,7 +13,7 @@ import yaml
 from tests.conftest import ROOT
 
 SHIPPED = sorted((ROOT / "configs").rglob("*.yaml"))
-DEFAULT_WORKING_DIR = "runs"  # lit_rl/cli.py's --working_dir default
+DEFAULT_WORKING_DIR = "runs"  # lit_rl/commands/cli.py's --working_dir default
 
 
 @pytest.mark.skipif(not (ROOT / ".git").exists() or shutil.which("git") is None, reason="not a git checkout")

@@ -7,9 +7,9 @@ import shutil
 import pytest
 import yaml
 
-from lit_rl import catalog, export, sweep
 from lit_rl.__main__ import COMMANDS, TRAINER_COMMANDS
-from lit_rl.cli import LitRLCLI
+from lit_rl.commands import catalog, export, sweep
+from lit_rl.commands.cli import LitRLCLI
 from tests.conftest import DATA_KEY, ROOT, SMOKE, load_ckpt, logged_rows, ok, run_cli
 
 

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from lit_rl.algos import ALGORITHMS, DDPG, MPO, Dyna, algorithms
-from lit_rl.convert import tonic_agents
+from lit_rl.commands.convert import tonic_agents
 from tests.conftest import DATA_KEY, ROOT, SMOKE, load_ckpt, logged_rows, ok, run_cli
 from tests.crash_helpers import assert_same_run
 from tests.plain_algorithm import PlainDDPG
@@ -116,14 +116,44 @@ def test_convert_reads_the_tonic_agents_of_every_algorithm():
     }
     assert tonic_agents() == expected and "deprl.custom_mpo_torch.TunedMPO" in expected
     assert "lit_rl.algos" not in {  # convert imports no algorithm module
-        node.module for node in ast.walk(ast.parse((ROOT / "lit_rl" / "convert.py").read_text()))
+        node.module for node in ast.walk(ast.parse((ROOT / "lit_rl" / "commands" / "convert.py").read_text()))
         if isinstance(node, ast.ImportFrom)
     }  # fmt: skip
 
 
 def test_the_documented_algorithm_table_is_the_generated_one():
-    from lit_rl.catalog import algorithm_table, readme_table
+    from lit_rl.commands.catalog import algorithm_table, readme_table
 
     assert readme_table((ROOT / "docs" / "cli.md").read_text()) == algorithm_table(), (
         "docs/cli.md's algorithm table is stale: python -m lit_rl algorithms --readme docs/cli.md"
     )
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The lit_rl modules a file imports (at any depth of its code)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("lit_rl")}
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("algos", ("lit_rl.data", "lit_rl.envs", "lit_rl.commands")),  # the learning side sees the contract only
+        ("nets", ("lit_rl.data", "lit_rl.envs", "lit_rl.algos", "lit_rl.acting", "lit_rl.commands")),
+        ("acting", ("lit_rl.data", "lit_rl.envs", "lit_rl.algos", "lit_rl.commands")),
+        ("data", ("lit_rl.algos", "lit_rl.commands")),
+        ("envs", ("lit_rl.data", "lit_rl.algos", "lit_rl.acting", "lit_rl.commands")),
+        ("training", ("lit_rl.algos", "lit_rl.data", "lit_rl.envs", "lit_rl.acting", "lit_rl.commands")),
+    ],
+)
+def test_the_layout_keeps_its_import_rules(package, forbidden):
+    """docs/extending.md's layout: the algorithm side and the data side meet in contract.py, the
+    machinery imports neither, and nothing but the entry points imports the user's commands."""
+    for path in sorted((ROOT / "lit_rl" / package).rglob("*.py")):
+        wrong = {m for m in imported_modules(path) if m.startswith(forbidden)}
+        assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from lit_rl.convert import ConvertError, convert, load
+from lit_rl.commands.convert import ConvertError, convert, load
 from tests.conftest import ROOT, ok, run_cli
 
 FIXTURES = ROOT / "tests" / "fixtures" / "deprl"
@@ -455,7 +455,7 @@ def test_cli_errors(tmp_path):
 @pytest.fixture(params=["converted myoLegWalk.yaml", "configs/dep_mpo_myolegwalk.yaml"])
 def deprl_myoleg(request, tmp_path):
     """The CLI's model and DataModule from deprl's file (converted) and from the shipped config."""
-    from lit_rl.cli import LitRLCLI
+    from lit_rl.commands.cli import LitRLCLI
 
     if request.param.startswith("converted"):
         config = tmp_path / "converted.yaml"

@@ -1,5 +1,5 @@
 """Each private Lightning API (and undocumented behaviour) that lit_rl uses, as
-``lit_rl.lightning_internals`` uses it, against the installed Lightning: an upgrade that changes
+``lit_rl.training.lightning_internals`` uses it, against the installed Lightning: an upgrade that changes
 one fails here, by name."""
 
 import inspect
@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import _pytree
 
-from lit_rl.lightning_internals import (
+from lit_rl.training.lightning_internals import (
     LEAFSPEC_WARNING,
     LITLOGGER_TIP,
     PREFETCHED_ITEMS,
@@ -135,7 +135,7 @@ def test_the_cli_hooks_exist_with_the_signatures_used():
 WANDB_RUN = """
 import sys
 from lightning.pytorch.loggers import WandbLogger
-from lit_rl.lightning_internals import drop_wandb_anonymous
+from lit_rl.training.lightning_internals import drop_wandb_anonymous
 logger = WandbLogger(project="lit_rl", offline=True, save_dir=sys.argv[1])
 drop_wandb_anonymous(logger)
 logger.experiment.log({"x": 1.0})

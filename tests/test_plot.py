@@ -4,7 +4,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from lit_rl.plot import PlotError, plot, read_csv, read_wandb, run_curve
+from lit_rl.commands.plot import PlotError, plot, read_csv, read_wandb, run_curve
 from tests.conftest import SMOKE, ok, run_cli
 
 BOTH_LOGGERS = (

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from lit_rl.commands.plot import read_wandb
 from lit_rl.data.replay import ReplayBuffer
-from lit_rl.plot import read_wandb
 from tests.conftest import DATA_KEY, ROOT, SMOKE, load_ckpt, ok, run_cli
 from tests.crash_helpers import (
     TRIAL_CONFIGS,

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
-from lit_rl.convert import convert, load
+from lit_rl.commands.convert import convert, load
 from lit_rl.envs import EnvConfig, make_env
 from lit_rl.envs.legacy import LegacyEnv
 from tests.conftest import ROOT, run_cli

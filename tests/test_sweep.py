@@ -1,4 +1,4 @@
-"""Seeds and sweeps with honest statistics: ``lit_rl.stats`` (the rliable protocol), ``python -m
+"""Seeds and sweeps with honest statistics: ``lit_rl.commands.stats`` (the rliable protocol), ``python -m
 lit_rl sweep`` (a 3-seed x 2-value grid of the DDPG Pendulum smoke config, killed with SIGKILL
 part way and started again) and ``python -m lit_rl compare`` on what it leaves."""
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy.stats import trim_mean
 
-from lit_rl.stats import improvement_interval, iqm, iqm_interval, probability_of_improvement
-from lit_rl.sweep import DONE
+from lit_rl.commands.stats import improvement_interval, iqm, iqm_interval, probability_of_improvement
+from lit_rl.commands.sweep import DONE
 from tests.conftest import ROOT, SMOKE, cli_env, ok, run_cli
 
 SWEEP = ["--config", str(SMOKE), "--seeds", "0-2", "--set", "model.init_args.actor_lr=1e-3,1e-4", "--jobs", "2"]

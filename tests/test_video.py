@@ -13,7 +13,7 @@ import pytest
 
 from lit_rl.data import RolloutDataModule
 from lit_rl.envs import EnvConfig
-from lit_rl.video import default_mujoco_gl
+from lit_rl.training.video import default_mujoco_gl
 from tests.conftest import ROOT, SMOKE, ok, run_cli
 
 MYO_SMOKE = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
@@ -104,7 +104,7 @@ def test_a_machine_that_cannot_render_fails_naming_what_to_install():
     # GLFW needs a display: without one, recording must fail at setup, not silently skip.
     script = (
         "from lit_rl.envs import EnvConfig, make_env\n"
-        "from lit_rl.video import VideoRecorder, rendering_config\n"
+        "from lit_rl.training.video import VideoRecorder, rendering_config\n"
         "env = make_env(rendering_config(EnvConfig('myoLegWalk-v0', imports=['myosuite'])))\n"
         "VideoRecorder().check(env, seed=0)\n"
     )

@@ -20,9 +20,9 @@ from torch import nn
 
 from lit_rl.acting import ActingConfig, DEPConfig
 from lit_rl.contract import Batch, DataView, EpisodeResult, PhaseEnd
-from lit_rl.distributed import add_rank_states, average_optimizer_gradients, gather_objects, sum_across_ranks
-from lit_rl.lightning_internals import attached_trainer, should_log
 from lit_rl.nets import ObservationNormalizer
+from lit_rl.training.distributed import add_rank_states, average_optimizer_gradients, gather_objects, sum_across_ranks
+from lit_rl.training.lightning_internals import attached_trainer, should_log
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class OffPolicyAlgorithm(LightningModule):
     def rank_state_dict(self) -> dict:
         """What differs between DDP ranks in this module: the observations recorded for the
         normaliser since its last update (``checkpoint["learner"]``, every rank's; see
-        ``lit_rl.distributed``). An algorithm with per-rank state of its own adds it here (and
+        ``lit_rl.training.distributed``). An algorithm with per-rank state of its own adds it here (and
         in ``load_rank_state_dict``)."""
         if self.normalizer is None:
             return {}

@@ -3,7 +3,7 @@
 The schedule's counters are the same on every rank; the counts, RNG states, acting state (DEP,
 action noise), envs' states (physics and wrappers mid-episode, muscle-state ranges), adaptive
 energy state and replay file are each rank's own (under DDP gathered by ``add_rank_states``;
-``lit_rl.resume`` hands each rank its own part back). The
+``lit_rl.training.resume`` hands each rank its own part back). The
 replay is not inside the ``.ckpt``: ``EnvStepCheckpoint`` writes it next to ``last.ckpt`` and
 the checkpoint records the file's name, size, replay position and a random token stored in the
 file; it is loaded only if all of them match. The keys are those of every earlier checkpoint.
@@ -22,8 +22,8 @@ from lit_rl.data.collection import Collector, Progress
 from lit_rl.data.energy import AdaptiveEnergy
 from lit_rl.data.replay import ReplayBuffer
 from lit_rl.data.schedule import Schedule
-from lit_rl.distributed import add_rank_states
-from lit_rl.resume import replay_file_problem
+from lit_rl.training.distributed import add_rank_states
+from lit_rl.training.resume import replay_file_problem
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def load_data_state(
     energy: AdaptiveEnergy | None,
     ckpt_path: str,
 ) -> None:
-    """Restore ``data_state`` (when fitting, this rank's part: ``lit_rl.resume``): the counts and
+    """Restore ``data_state`` (when fitting, this rank's part: ``lit_rl.training.resume``): the counts and
     RNGs in every stage; when fitting (``collector``), the acting state, env states and RNGs and
     the replay file too."""
     progress.env_steps = state["env_steps"]

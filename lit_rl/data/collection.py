@@ -15,8 +15,8 @@ from lit_rl.acting import Actor, RolloutContext
 from lit_rl.data.energy import AdaptiveEnergy
 from lit_rl.data.replay import ReplayBuffer
 from lit_rl.data.schedule import Schedule
-from lit_rl.distributed import sum_across_ranks
 from lit_rl.envs import VectorEnvs
+from lit_rl.training.distributed import sum_across_ranks
 
 
 @dataclass

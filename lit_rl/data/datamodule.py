@@ -21,7 +21,7 @@ from lit_rl.data.replay import ReplayBuffer, ReplayConfig
 from lit_rl.data.schedule import Schedule
 from lit_rl.envs import EnvConfig, make_env, make_vector_envs
 from lit_rl.envs.make import ActionMap
-from lit_rl.video import VideoConfig, VideoRecorder, configure_rendering
+from lit_rl.training.video import VideoConfig, VideoRecorder, configure_rendering
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ class RolloutDataModule(pl.LightningDataModule):
         worker_timeout: seconds an env worker (``parallel`` > 1) may take for one step before it
             counts as hung and is replaced (see ``lit_rl.envs.ParallelEnvs``).
         record_video: render the first test episode(s) of each evaluation offscreen into
-            ``<run_dir>/videos/<env_steps>.mp4`` and log them to W&B (``lit_rl.video``); off by default.
-        video: how episodes are recorded (``lit_rl.video.VideoConfig``); its defaults when omitted.
+            ``<run_dir>/videos/<env_steps>.mp4`` and log them to W&B (``lit_rl.training.video``); off by default.
+        video: how episodes are recorded (``lit_rl.training.video.VideoConfig``); its defaults when omitted.
     """
 
     def __init__(

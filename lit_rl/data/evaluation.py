@@ -13,7 +13,7 @@ from lit_rl.acting import Actor
 from lit_rl.contract import EpisodeResult
 from lit_rl.data.collection import Progress
 from lit_rl.envs import ActionMap, EnvConfig, MuscleState, guarded_step, make_env
-from lit_rl.video import EpisodeVideo, VideoRecorder, log_video, rendering_config, video_path
+from lit_rl.training.video import EpisodeVideo, VideoRecorder, log_video, rendering_config, video_path
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class Evaluator:
         seed: the run's env seed base.
         progress: the run's counts (faults, and the env steps that name videos).
         force_scale: weight of the forces in the muscle states (DEP mode 4 acts on them).
-        video: records the first test episode(s) of each evaluation (``lit_rl.video``), or None.
+        video: records the first test episode(s) of each evaluation (``lit_rl.training.video``), or None.
     """
 
     def __init__(

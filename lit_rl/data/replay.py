@@ -13,7 +13,7 @@ import torch
 
 from lit_rl.contract import Batch, ReplayRows
 from lit_rl.data.energy import AdaptiveEnergyConfig
-from lit_rl.files import write_atomically
+from lit_rl.training.files import write_atomically
 
 PHASE_CLOCKS = ("after_step", "before_step")
 
@@ -22,7 +22,7 @@ PHASE_CLOCKS = ("after_step", "before_step")
 class ReplayConfig:
     """deprl's ``Buffer`` arguments. Every count is in environment transitions summed over envs
     (and over processes under DDP: each of N ranks holds ``size / N`` transitions and samples
-    ``batch_size / N`` of each batch, see ``lit_rl.distributed``).
+    ``batch_size / N`` of each batch, see ``lit_rl.training.distributed``).
 
     Args:
         size: transitions the ring holds (split evenly over the env columns).
@@ -266,7 +266,7 @@ class ReplayBuffer:
         }
 
     def save(self, path: str | Path, token: str = "") -> int:
-        """Write to ``path`` atomically (``lit_rl.files``); ``token`` is stored in the header so
+        """Write to ``path`` atomically (``lit_rl.training.files``); ``token`` is stored in the header so
         that a checkpoint can tell its own replay file from another. Returns the size."""
         path = Path(path)
 

@@ -21,7 +21,7 @@ from lit_rl.algos.dyna.dynamics import DynamicsConfig, Transitions, make_dynamic
 from lit_rl.algos.dyna.model_env import ModelEnv, make_reward_function, make_terminal_function, uniform_states
 from lit_rl.algos.dyna.model_replay import TransitionRing
 from lit_rl.contract import Batch, EpisodeResult, PhaseEnd, ReplayRows, Trigger
-from lit_rl.distributed import mean_across_ranks, sum_across_ranks
+from lit_rl.training.distributed import mean_across_ranks, sum_across_ranks
 
 
 class DynaFlow:
@@ -199,7 +199,7 @@ class Dyna(DDPG):
         if data.relabels_rewards:
             raise ValueError("Dyna samples the real replay itself; replay.adaptive_energy is not supported with it")
         world = self.trainer.world_size
-        if world > 1:  # batch sizes are global (lit_rl.distributed): each process takes its share
+        if world > 1:  # batch sizes are global (lit_rl.training.distributed): each process takes its share
             if self.dynamics_config.batch_size % world:
                 raise ValueError(
                     f"dynamics.batch_size {self.dynamics_config.batch_size} must be divisible by the {world} "

@@ -19,7 +19,7 @@ from torch import nn
 
 from lit_rl.nets.mlp import ACTIVATIONS, mlp
 
-Reduce = Callable[[torch.Tensor], torch.Tensor]  # in place over DDP processes (lit_rl.distributed)
+Reduce = Callable[[torch.Tensor], torch.Tensor]  # in place over DDP processes (lit_rl.training.distributed)
 
 
 class RunningStandardScaler(nn.Module):

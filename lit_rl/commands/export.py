@@ -27,8 +27,8 @@ import torch
 import yaml
 
 from lit_rl.algos.base import OffPolicyAlgorithm
-from lit_rl.files import replaced_atomically, run_dir_of
-from lit_rl.lightning_internals import tracing
+from lit_rl.training.files import replaced_atomically, run_dir_of
+from lit_rl.training.lightning_internals import tracing
 
 FORMATS = ("onnx", "torchscript")
 

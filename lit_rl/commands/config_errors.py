@@ -15,7 +15,7 @@ import sys
 import typing
 from collections.abc import Iterable
 
-from lit_rl.catalog import LINKED
+from lit_rl.commands.catalog import LINKED
 
 # Lines of the tree that only describe jsonargparse's attempts, never the user's mistake.
 NOISE = re.compile(

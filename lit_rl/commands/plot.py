@@ -5,7 +5,7 @@ Reads each run's logged metrics from its W&B run files (``RUN_DIR/wandb/*run-*/r
 or online) and any CSVLogger ``metrics.csv`` under it (not under ``eval/``, where validate and test
 write), groups runs whose configs differ only in
 the seed (and name), and draws one colour per config: with 3 or more seeds the interquartile
-mean over seeds and its 95% stratified bootstrap interval (``lit_rl.stats``, where every seed
+mean over seeds and its 95% stratified bootstrap interval (``lit_rl.commands.stats``, where every seed
 has data), with fewer the mean and a band from the lowest to the highest seed.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from lit_rl.files import EVAL_DIR
+from lit_rl.training.files import EVAL_DIR
 
 # W&B's run file is a LevelDB-style log: a 7-byte header, then 32 KiB blocks of records, each
 # with a 7-byte header (crc32 u32, length u16, type u8); a protobuf may span several records.
@@ -131,7 +131,7 @@ def plot(run_dirs: list[Path], metric: str, x: str, out: Path, x_max: float | No
         key, label = config_key(run_dir)
         groups.setdefault(key, (label, []))[1].append(run_curve(run_dir, metric, x, x_max))
 
-    from lit_rl.stats import iqm_interval
+    from lit_rl.commands.stats import iqm_interval
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     counts = {}

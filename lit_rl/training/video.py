@@ -21,7 +21,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from lit_rl.files import replaced_atomically
+from lit_rl.training.files import replaced_atomically
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from tqdm import tqdm
 
-from lit_rl.distributed import RANKS_KEY, gather_objects
-from lit_rl.lightning_internals import save_checkpoint
-from lit_rl.resume import RunCheckpointIO
+from lit_rl.training.distributed import RANKS_KEY, gather_objects
+from lit_rl.training.lightning_internals import save_checkpoint
+from lit_rl.training.resume import RunCheckpointIO
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class EnvStepCheckpoint(ModelCheckpoint):
 
     Saves happen only at a rollout cut (between a training phase and the next collection), so a
     checkpoint is a consistent state. Every file is written atomically and read back through
-    ``lit_rl.resume`` (``RunCheckpointIO``).
+    ``lit_rl.training.resume`` (``RunCheckpointIO``).
     With ``full_save`` the replay buffer is written next to ``last.ckpt`` under a new name each
     time (``last-<env_steps>-<random>.replay``, raw tensors, not inside the ``.ckpt``), before the
     ``.ckpt``, which records the file's name, size and a token stored inside it; the replay of the
@@ -132,7 +132,7 @@ class EnvStepCheckpoint(ModelCheckpoint):
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         """Every rank (collective under DDP): a ``last.ckpt`` written with the replay names each
-        rank's file in that rank's part of the DataModule's state (``lit_rl.resume``)."""
+        rank's file in that rank's part of the DataModule's state (``lit_rl.training.resume``)."""
         if self._replay_record is None:
             return
         records = gather_objects(self._replay_record)

@@ -4,7 +4,7 @@
 Runs are grouped as ``plot`` groups them (configs that differ only in seed and name). Each
 run's score is the mean of its last ``--last`` logged values of ``--metric``. Per config: the
 interquartile mean over runs with its 95% stratified bootstrap interval; per pair of configs:
-the probability of improvement with its interval (``lit_rl.stats``). Prints a Markdown table
+the probability of improvement with its interval (``lit_rl.commands.stats``). Prints a Markdown table
 and draws both as a figure.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lit_rl.plot import PlotError, config_key, run_curve
-from lit_rl.stats import improvement_interval, interval_text, iqm_interval
+from lit_rl.commands.plot import PlotError, config_key, run_curve
+from lit_rl.commands.stats import improvement_interval, interval_text, iqm_interval
 
 
 @dataclass

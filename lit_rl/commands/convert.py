@@ -41,7 +41,7 @@ def tonic_agents() -> dict[str, tuple[str, tuple[str, ...]]]:
     from the source, because importing the algorithms imports Lightning (seconds);
     tests/test_convert.py checks it against the imported classes."""
     agents = {}
-    for path in sorted((Path(__file__).parent / "algos").rglob("*.py")):  # packages (dyna/) too
+    for path in sorted((Path(__file__).parents[1] / "algos").rglob("*.py")):  # packages (dyna/) too
         for node in ast.parse(path.read_text()).body:
             if not isinstance(node, ast.ClassDef):
                 continue

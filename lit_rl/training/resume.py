@@ -3,7 +3,7 @@ a DDP rank's own parts are picked out, before Lightning hands the sections to th
 (``hyper_parameters``, ``state_dict``, ``learner``, ``updates``, ...) and to the DataModule
 (its state, with the acting state, env states, collection state and replay file record).
 
-Sections written with ``lit_rl.distributed.add_rank_states`` hold rank 0's local part merged in
+Sections written with ``lit_rl.training.distributed.add_rank_states`` hold rank 0's local part merged in
 and, under DDP, every rank's under ``ranks``; when fitting, each rank keeps the shared keys and its
 own local ones (``for_rank``). Validate and test read rank 0's, as a single-process checkpoint.
 """
@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
-from lit_rl.distributed import RANKS_KEY, rank_state
-from lit_rl.files import write_atomically
+from lit_rl.training.distributed import RANKS_KEY, rank_state
+from lit_rl.training.files import write_atomically
 
 DATA_SECTION = "RolloutDataModule"  # the DataModule's state (Lightning names it by the class)
 # Before the acting layer, the module saved the acting state with its own per-rank state under

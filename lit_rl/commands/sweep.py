@@ -111,7 +111,7 @@ def grid(
 def check_overrides(config: Path, sets: list[tuple[str, list[str]]], fit_args: list[str]) -> None:
     """Parse every ``--set`` value (with the arguments after ``--``) as ``fit`` does, before any run
     starts: a misspelled key or a value of the wrong type fails here, once, instead of in every run."""
-    from lit_rl.cli import ConfigError, LitRLCLI
+    from lit_rl.commands.cli import ConfigError, LitRLCLI
 
     for key, value in [("", ""), *((key, value) for key, values in sets for value in values)]:
         override = [f"--{key}", value] if key else []  # first the config and the arguments after -- alone
@@ -186,9 +186,9 @@ def execute(runs: list[Run], jobs: int) -> dict[str, int]:
 
 
 def summary(runs: list[Run], status: dict[str, int], metric: str = "test/episode_return") -> str:
-    from lit_rl.compare import score
-    from lit_rl.plot import PlotError
-    from lit_rl.stats import interval_text, iqm_interval
+    from lit_rl.commands.compare import score
+    from lit_rl.commands.plot import PlotError
+    from lit_rl.commands.stats import interval_text, iqm_interval
 
     lines = [f"| run | seed | status | final {metric} |", "|---|---|---|---|"]
     by_values: dict[tuple, list[float]] = {}

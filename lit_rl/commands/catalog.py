@@ -25,7 +25,7 @@ def own_keys(cls: type) -> tuple[list[str], type | None]:
 def algorithm_table() -> str:
     from lit_rl.algos import OffPolicyAlgorithm, algorithms
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     base_keys, _ = own_keys(OffPolicyAlgorithm)
     lines = [
         "| `class_path` | file | summary | keys (besides the shared ones below) |",

@@ -20,13 +20,13 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from lit_rl.algos import OffPolicyAlgorithm
-from lit_rl.callbacks import EnvStepCheckpoint, EnvStepProgressBar, check_output_dir
-from lit_rl.config_errors import explain, trainer_problem
+from lit_rl.commands.config_errors import explain, trainer_problem
 from lit_rl.data import ReplayBuffer, RolloutDataModule
-from lit_rl.distributed import RANKS_KEY, checkpoint_world_message, ddp_strategy
-from lit_rl.files import EVAL_DIR, run_dir_of, write_atomically
-from lit_rl.lightning_internals import CheckedCLI, drop_wandb_anonymous, start_method
-from lit_rl.resume import replay_file_problem
+from lit_rl.training.callbacks import EnvStepCheckpoint, EnvStepProgressBar, check_output_dir
+from lit_rl.training.distributed import RANKS_KEY, checkpoint_world_message, ddp_strategy
+from lit_rl.training.files import EVAL_DIR, run_dir_of, write_atomically
+from lit_rl.training.lightning_internals import CheckedCLI, drop_wandb_anonymous, start_method
+from lit_rl.training.resume import replay_file_problem
 
 log = logging.getLogger(__name__)
 
