@@ -21,7 +21,8 @@ from lit_rl.algos.base import OffPolicyAlgorithm
 from lit_rl.commands.cli import AlreadyFinished, ConfigError, LitRLCLI
 from lit_rl.commands.export import ExportError, load_algorithm
 from lit_rl.data.evaluation import TEST_SEED_OFFSET
-from lit_rl.envs import ActionMap, EnvConfig, guarded_step, make_env
+from lit_rl.envs import ActionMap, EnvConfig, make_env
+from lit_rl.envs.episode import play_episode
 from lit_rl.training.files import run_dir_of
 from lit_rl.training.video import VideoRecorder, configure_rendering, rendering_config
 
@@ -148,20 +149,14 @@ def evaluate(
         if recorder is not None:
             recorder.check(env, first)
         for index, episode_seed in enumerate(seeds):
-            obs, _ = env.reset(seed=episode_seed)
-            clip = recorder.start(env, Path(video)) if recorder is not None and index == 0 else None
-            total, length, done = 0.0, 0, False
-            while not done:
-                obs, reward, terminated, truncated, fault = guarded_step(env, policy(obs))
-                total += reward
-                length += 1
-                done = terminated or truncated
-                if clip is not None and not fault:
-                    clip.capture(env)
-            if clip is not None:
-                clip.finish()
-            returns.append(total)
-            lengths.append(length)
+            record = recorder is not None and index == 0
+            episode = play_episode(
+                env, policy, episode_seed, (lambda e: recorder.start(e, Path(video))) if record else None
+            )
+            if episode.video is not None:
+                episode.video.finish()
+            returns.append(episode.episode_return)
+            lengths.append(episode.length)
     finally:
         if own_env:
             env.close()

@@ -12,7 +12,8 @@ import torch
 from lit_rl.acting import Actor
 from lit_rl.contract import EpisodeResult
 from lit_rl.data.collection import Progress
-from lit_rl.envs import ActionMap, EnvConfig, MuscleState, guarded_step, make_env
+from lit_rl.envs import ActionMap, EnvConfig, MuscleState, make_env
+from lit_rl.envs.episode import play_episode
 from lit_rl.training.video import EpisodeVideo, VideoRecorder, log_video, rendering_config, video_path
 
 log = logging.getLogger(__name__)
@@ -66,29 +67,24 @@ class Evaluator:
         muscles = None
         if actor.evaluates_with_muscle_states:
             muscles = MuscleState(len(MuscleState.read(self.env)[0]), self.force_scale)
+
+        def act(obs) -> np.ndarray:
+            obs_t = torch.as_tensor(np.asarray(obs, np.float32).reshape(1, -1), device=actor.device)
+            muscle_t = None
+            if muscles is not None:
+                muscle_t = torch.as_tensor(muscles(*MuscleState.read(self.env)), dtype=torch.float32)[None]
+            with torch.no_grad():
+                return self.action_map(actor.act_for_evaluation(obs_t, muscle_t)[0].cpu().numpy())
+
         for index in range(rank, self.episodes, world_size):
-            obs, _ = self.env.reset(seed=self.seed + TEST_SEED_OFFSET + index)
-            video = self._start_video(index, trainer)
-            total, length, done = 0.0, 0, False
-            while not done:
-                obs_t = torch.as_tensor(np.asarray(obs, np.float32).reshape(1, -1), device=actor.device)
-                muscle_t = None
-                if muscles is not None:
-                    muscle_t = torch.as_tensor(muscles(*MuscleState.read(self.env)), dtype=torch.float32)[None]
-                with torch.no_grad():
-                    action = actor.act_for_evaluation(obs_t, muscle_t)[0].cpu().numpy()
-                obs, reward, terminated, truncated, fault = guarded_step(self.env, self.action_map(action))
-                if fault:
-                    log.warning("simulator fault in test episode %d: the episode ends there", index)
-                    self.progress.faults += 1
-                total += reward
-                length += 1
-                done = terminated or truncated
-                if video is not None and not fault:
-                    video.capture(self.env)
-            if video is not None:
-                self._finish_video(video, index, trainer)
-            yield EpisodeResult(total, length)
+            seed = self.seed + TEST_SEED_OFFSET + index
+            episode = play_episode(self.env, act, seed, lambda env, i=index: self._start_video(i, trainer))
+            if episode.fault:
+                log.warning("simulator fault in test episode %d: the episode ends there", index)
+                self.progress.faults += 1
+            if episode.video is not None:
+                self._finish_video(episode.video, index, trainer)
+            yield EpisodeResult(episode.episode_return, episode.length)
 
     def _start_video(self, index: int, trainer) -> EpisodeVideo | None:
         if self.video is None or index >= self.video.config.episodes or not trainer.is_global_zero:

@@ -1,9 +1,9 @@
 """When things happen, in environment transitions summed over envs (and DDP ranks): training
 phases (none before ``steps_before_batches``), epoch ends (an evaluation follows each),
-periodic saves and the end of training. ``Trigger`` (``lit_rl.contract``) is the periodic primitive, also
-behind Dyna's flow. (The two acting warm-ups are the algorithm's: ``random_steps`` in
-``OffPolicyAlgorithm.act``, and DEP's InitExplore until ``steps_before_batches`` in
-``lit_rl.acting.DEPSwitch``.)"""
+periodic saves and the end of training. ``Trigger`` (``lit_rl.contract``) is the periodic
+primitive, also behind Dyna's flow. (The two acting warm-ups are the acting layer's:
+``random_steps`` in ``lit_rl.acting.Actor.act``, and DEP's InitExplore until
+``steps_before_batches`` in ``lit_rl.acting.DEPSwitch``.)"""
 
 from __future__ import annotations
 
