@@ -187,6 +187,8 @@ class ReplayBuffer:
 
     def _forget(self, row: int) -> None:
         """Drop the side-table entries of ``row``."""
+        if not self.finals:
+            return
         for env in self.has_final[row].nonzero().flatten().tolist():
             del self.finals[row * self.num_envs + env]
         self.has_final[row] = False
@@ -195,6 +197,8 @@ class ReplayBuffer:
         """``row`` was the newest: where its next observation (the extra row) is not, bit for bit,
         ``successors`` (the observations of the row after it), keep it in the side table."""
         moved = (_bits(self.newest_next) != _bits(successors)).any(-1)
+        if not moved.any():  # the common case: the episodes go on
+            return
         for env in moved.nonzero().flatten().tolist():
             self.finals[row * self.num_envs + env] = self.newest_next[env].clone()
         self.has_final[row] |= moved
@@ -210,9 +214,13 @@ class ReplayBuffer:
     def _next_observations(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """The states the returns of rows ``rows`` (in env columns ``cols``, the same shape)
         bootstrap from; rows must hold data."""
-        last = (rows + self.horizons[rows, cols] - 1) % self.rows  # the row each return ends on
+        last = rows  # the row each return ends on (one-step returns: the row itself)
+        if self.return_steps > 1:
+            last = (rows + self.horizons[rows, cols] - 1) % self.rows
         after = ((last + 1) % self.rows).masked_fill_(last == (self.index - 1) % self.rows, self.rows)
         out = self._observations_and_next[after, cols]  # the newest row's: ``newest_next``
+        if not self.finals:
+            return out
         own = self.has_final[last, cols]
         if own.any():
             keys = (last * self.num_envs + cols)[own].tolist()
