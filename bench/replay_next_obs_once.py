@@ -4,8 +4,9 @@ transition, the size of a 1e6-transition myoLegWalk replay, and that training sa
 ``ReplayBuffer`` stores each observation once: within an episode the next observation of row
 ``t`` is the observation of row ``t + 1``, a per-row horizon says which row an n-step return
 ends on, a side table keeps the true final observation where an episode ended, and the newest
-row's next observation waits in one extra row. ``TwoArrayReplay`` below is the layout before it
-(an observation and a next observation per row), kept here only to compare with. Both are fed
+row's next observation waits in one extra row. ``TwoArrayReplay`` (tests/replay_reference.py)
+is the layout before it (an observation and a next observation per row), kept only to compare
+with. Both are fed
 the same transitions (real myoLegWalk-v0 envs, 10 envs, random actions in [-1, 1] through the
 muscle sigmoid, n = 3, the ring wrapped twice) and sampled with the same generators: every
 field of every batch, and the rows ``recent`` returns, must be bit-identical, also after a
@@ -33,57 +34,7 @@ from summary import ROOT, machine_line, rewrite_section
 sys.path.insert(0, str(ROOT))
 from lit_rl.data.replay import ReplayBuffer  # noqa: E402
 from lit_rl.envs import EnvConfig, SequentialEnvs  # noqa: E402
-
-BATCH_FIELDS = ("observations", "actions", "rewards", "next_observations", "discounts")
-ROW_FIELDS = ("observations", "actions", "next_observations", "rewards", "terminations", "resets")
-
-
-class TwoArrayReplay:
-    """The layout before: ``ReplayBuffer``'s store and sample with a next observation per row."""
-
-    FIELDS = ("observations", "actions", "next_observations", "rewards", "discounts", "resets", "terminations")
-
-    def __init__(self, size, num_envs, observation_dim, action_dim, return_steps, discount):
-        self.rows, self.num_envs, self.return_steps, self.gamma = size // num_envs, num_envs, return_steps, discount
-        r, e = self.rows, num_envs
-        self.observations = torch.empty(r, e, observation_dim)
-        self.actions = torch.empty(r, e, action_dim)
-        self.next_observations = torch.empty(r, e, observation_dim)
-        self.rewards, self.discounts = torch.empty(r, e), torch.empty(r, e)
-        self.resets = torch.empty(r, e, dtype=torch.bool)
-        self.terminations = torch.empty(r, e, dtype=torch.bool)
-        self.index = self.filled = 0
-
-    @property
-    def nbytes(self) -> int:
-        return sum(getattr(self, name).nbytes for name in self.FIELDS)
-
-    def store(self, observations, actions, next_observations, rewards, terminated, truncated) -> None:
-        i = self.index
-        discounts = self.gamma * (~terminated).float()
-        self.observations[i], self.actions[i], self.next_observations[i] = observations, actions, next_observations
-        self.rewards[i], self.discounts[i] = rewards, discounts
-        self.resets[i], self.terminations[i] = terminated | truncated, terminated
-        alive = torch.ones(self.num_envs, dtype=torch.bool)
-        for k in range(1, min(self.return_steps, self.filled + 1)):
-            row = (i - k) % self.rows
-            alive &= ~self.resets[row]
-            if not alive.any():
-                break
-            self.rewards[row] += torch.where(alive, self.discounts[row] * rewards, 0.0)
-            self.discounts[row] = torch.where(alive, self.discounts[row] * discounts, self.discounts[row])
-            self.next_observations[row][alive] = next_observations[alive]
-        self.index = (i + 1) % self.rows
-        self.filled = min(self.filled + 1, self.rows)
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        flat = torch.randint(self.filled * self.num_envs, (batch_size,), generator=generator)
-        rows, cols = flat // self.num_envs, flat % self.num_envs
-        return {name: getattr(self, name)[rows, cols] for name in BATCH_FIELDS}
-
-    def recent(self, count: int) -> dict[str, torch.Tensor]:
-        rows = (self.index - count + torch.arange(count)) % self.rows
-        return {name: getattr(self, name)[rows] for name in ROW_FIELDS}
+from tests.replay_reference import BATCH_FIELDS, ROW_FIELDS, TwoArrayReplay  # noqa: E402
 
 
 def assert_same(new: ReplayBuffer, old: TwoArrayReplay, seeds: range, moment: str) -> int:
