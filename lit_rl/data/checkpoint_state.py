@@ -50,10 +50,10 @@ class ReplayFiles:
         """Fill ``replay`` from the file this rank's checkpoint ``state`` names; False if it names none."""
         if state.get("replay_file") is None:
             return False
-        problem = replay_file_problem(state, Path(ckpt_path).parent)
-        if problem is not None:
-            raise FileNotFoundError(f"checkpoint {ckpt_path} {problem}")
         path = Path(ckpt_path).parent / state["replay_file"]
+        problem = replay_file_problem(state, path.parent)
+        if problem is not None:  # missing, or not as long as recorded (truncated, another save's)
+            raise (ValueError if path.is_file() else FileNotFoundError)(f"checkpoint {ckpt_path} {problem}")
         replay.load(path, token=state.get("replay_token"))
         if (replay.index, replay.filled) != tuple(state["replay_position"]):
             raise ValueError(
