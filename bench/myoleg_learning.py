@@ -60,7 +60,6 @@ CONFIG = "configs/dep_mpo_myolegwalk.yaml"
 PROTOCOL = [
     "--data.init_args.env.make_kwargs", '{"reset_type": "init"}',
     "--data.init_args.env.muscle_sigmoid", "true",
-    "--data.init_args.parallel", "2", "--data.init_args.sequential", "10",
     "--data.init_args.test_episodes", "10",
     "--trainer.precision", "bf16-mixed",
     "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
@@ -107,6 +106,8 @@ class Budget:
     epoch: int = 200_000  # env steps per epoch (an evaluation after each)
     warmup: int = 1_000_000  # DEP-only env steps (steps_before_batches)
     save: int = 400_000  # env steps between checkpoints (with the replay): an interrupted run resumes there
+    parallel: int = 2  # worker processes
+    sequential: int = 10  # envs per worker: parallel x sequential envs in all (deprl's published run: 100)
 
 
 def command(out: Path, variant: str, seed: int, budget: Budget) -> list[str]:
@@ -115,6 +116,7 @@ def command(out: Path, variant: str, seed: int, budget: Budget) -> list[str]:
         "--seed_everything", str(seed), "--data.init_args.total_steps", str(budget.steps),
         "--data.init_args.epoch_steps", str(budget.epoch), "--data.init_args.save_steps", str(budget.save),
         "--data.init_args.replay.steps_before_batches", str(budget.warmup),
+        "--data.init_args.parallel", str(budget.parallel), "--data.init_args.sequential", str(budget.sequential),
         "--working_dir", str(out), "--name", run_dir(out, variant, seed).name,
     ]  # fmt: skip
 
@@ -312,7 +314,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="variant:seed, in order (default: %(default)s)")
     for key, value in asdict(Budget()).items():
-        parser.add_argument(f"--{key}", type=int, default=value, help="env steps (default: %(default)s)")
+        parser.add_argument(f"--{key}", type=int, default=value, help="(default: %(default)s)")
     parser.add_argument("--report", action="store_true", help="only rewrite the table and figures")
     parser.add_argument("--out", type=Path, default=OUT, help="run directories (default: %(default)s)")
     parser.add_argument(
@@ -320,7 +322,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     runs = [(v, int(s)) for v, s in (r.split(":") for r in args.runs)]
-    budget = Budget(args.steps, args.epoch, args.warmup, args.save)
+    budget = Budget(**{key: getattr(args, key) for key in asdict(Budget())})
     for variant, _ in runs:
         if variant not in VARIANTS:
             parser.error(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")

@@ -1,13 +1,16 @@
 """DEP wired into training: the switching decides who acts, DEP's actions are what is stored,
 its state survives a checkpoint, mode 4 trains nothing."""
 
+import json
+
 import pytest
 import torch
 import yaml
 
 from lit_rl.acting import Actor, DEPConfig, DEPController, RolloutContext
 from lit_rl.algos import MPO
-from tests.conftest import ROOT, load_ckpt, logged_rows, ok, run_cli
+from tests.conftest import DATA_KEY, ROOT, load_ckpt, logged_rows, ok, run_cli
+from tests.crash_helpers import assert_equal_tensors, same
 
 SMOKE_DEP = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
 CONFIG = DEPConfig(kappa=100.0, tau=3, buffer_size=10, time_dist=1, s4avg=2)
@@ -108,3 +111,54 @@ def test_dep_wraps_any_algorithm(algorithm, tmp_path):
     checkpoint = load_ckpt(tmp_path / "smoke_dep_mpo_myolegwalk" / "checkpoints" / "last.ckpt")
     assert checkpoint["hyper_parameters"]["_class_path"] == f"lit_rl.algos.{algorithm}"
     assert checkpoint["RolloutDataModule"]["acting"]["dep"]["switch"]["interventions"] > 0 and checkpoint["updates"] > 0
+
+
+def replay_contents(run_dir) -> tuple[dict, bytes]:
+    """A run's saved replay file: its header (without the per-save token) and its data bytes."""
+    (path,) = (run_dir / "checkpoints").glob("*.replay")
+    with open(path, "rb") as f:
+        header = json.loads(f.readline())
+        header.pop("token")
+        return header, f.read()
+
+
+def assert_layouts_train_alike(tmp_path, layouts: list[tuple[int, int]]) -> None:
+    """12 vector steps of every ``(parallel, sequential)`` layout (all with the same number of
+    envs): DEP acts, then the policy after its first updates; the replay files, the weights and
+    the acting state (DEP, its switch) must be the same."""
+    envs = layouts[0][0] * layouts[0][1]
+    runs = []
+    for parallel, sequential in layouts:
+        directory = tmp_path / f"{parallel}x{sequential}"
+        run(
+            directory,
+            "--data.init_args.parallel", str(parallel), "--data.init_args.sequential", str(sequential),
+            "--data.init_args.total_steps", str(12 * envs), "--data.init_args.epoch_steps", str(12 * envs),
+            "--data.init_args.save_steps", str(12 * envs), "--data.init_args.test_episodes", "0",
+            "--data.init_args.replay.steps_before_batches", str(4 * envs),
+            "--data.init_args.replay.steps_between_batches", str(2 * envs),
+            "--data.init_args.replay.size", str(20 * envs),
+            "--full_save", "true",
+        )  # fmt: skip
+        run_dir = directory / "smoke_dep_mpo_myolegwalk"
+        runs.append((replay_contents(run_dir), load_ckpt(run_dir / "checkpoints" / "last.ckpt")))
+    (header, data), first = runs[0]
+    assert header["filled"] == 12 and first["updates"] > 0
+    for (other_header, other_data), other in runs[1:]:
+        assert other_header == header
+        assert other_data == data, "the stored transitions differ between the layouts"
+        assert other["updates"] == first["updates"]
+        assert_equal_tensors(other["state_dict"], first["state_dict"], "weights")
+        assert same(other[DATA_KEY]["acting"], first[DATA_KEY]["acting"]), "DEP's or the switch's state differs"
+
+
+def test_worker_layout_is_only_the_process_layout(tmp_path):
+    """Env ``k`` is seeded ``seed + k`` whatever the layout and acting sees one batch of all envs,
+    so 1 x 6 envs in-process and 3 x 2 in workers train alike."""
+    assert_layouts_train_alike(tmp_path, [(1, 6), (3, 2)])
+
+
+@pytest.mark.slow
+def test_published_layout_10x10_trains_like_2x50(tmp_path):
+    """deprl's published myoLegWalk run used 10 x 10 envs; the walk runs 2 x 50 on 2 cores."""
+    assert_layouts_train_alike(tmp_path, [(10, 10), (2, 50)])
