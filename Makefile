@@ -77,10 +77,11 @@ deprl-fixture: $(VENV)/.installed
 	$(PY) tests/fixtures/deprl_dep/make_fixture.py inputs
 	$(DEPRL_VENV)/bin/python tests/fixtures/deprl_dep/make_fixture.py actions
 
-# Regenerates tests/fixtures/deprl_head/{mpo,env_path}.npz: deprl's current source (GitHub HEAD 790df86,
+# Regenerates tests/fixtures/deprl_head/{mpo,env_path,replay}.npz: deprl's current source (GitHub HEAD 790df86,
 # gymnasium-based) on MyoSuite 3.0, patched at import by tests/fixtures/deprl_head/shim.py, in a throwaway
 # venv. DEPRL_SOURCE: the GitHub archive (default) or a local tarball of it, e.g.
 #   make deprl-golden DEPRL_SOURCE=../shared/reference/deprl-790df86.tar.gz
+# replay.npz is deprl's replay Buffer fed env_path.npz's transitions, so it is made after it.
 DEPRL_SOURCE ?= https://github.com/martius-lab/depRL/archive/790df86.tar.gz
 DEPRL_HEAD_VENV ?= /tmp/lit_rl_deprl_head_venv
 deprl-golden: $(VENV)/.installed
@@ -88,6 +89,8 @@ deprl-golden: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(DEPRL_HEAD_VENV)/bin/python tests/fixtures/deprl_head/make_mpo_fixture.py \
 		--deprl-source $(DEPRL_HEAD_VENV)/deprl-src
 	OMP_NUM_THREADS=1 $(DEPRL_HEAD_VENV)/bin/python tests/fixtures/deprl_head/make_env_fixture.py \
+		--deprl-source $(DEPRL_HEAD_VENV)/deprl-src
+	OMP_NUM_THREADS=1 $(DEPRL_HEAD_VENV)/bin/python tests/fixtures/deprl_head/make_replay_fixture.py \
 		--deprl-source $(DEPRL_HEAD_VENV)/deprl-src
 
 clean:
