@@ -20,6 +20,7 @@ import torch
 from lit_rl.acting import Actor
 from lit_rl.data.collection import Collector, Progress
 from lit_rl.data.energy import AdaptiveEnergy
+from lit_rl.data.evaluation import Evaluator
 from lit_rl.data.replay import ReplayBuffer
 from lit_rl.data.schedule import Schedule
 from lit_rl.training.distributed import add_rank_states
@@ -69,6 +70,7 @@ def data_state(
     collector: Collector | None,
     actor: Actor | None,
     energy: AdaptiveEnergy | None,
+    evaluator: Evaluator | None,
 ) -> dict:
     """The DataModule's checkpoint state (collective under DDP)."""
     shared = {"env_steps": progress.env_steps, **schedule.state_dict()}
@@ -88,6 +90,8 @@ def data_state(
         local["acting"] = actor.state_dict()
     if energy is not None:
         local["adaptive_energy"] = energy.state_dict()
+    if evaluator is not None and (test_env := evaluator.state_dict()):
+        local["test_env"] = test_env
     return add_rank_states(shared, local)
 
 
@@ -98,6 +102,7 @@ def load_data_state(
     collector: Collector | None,
     actor: Actor | None,
     energy: AdaptiveEnergy | None,
+    evaluator: Evaluator | None,
     ckpt_path: str,
 ) -> None:
     """Restore ``data_state`` (when fitting, this rank's part: ``lit_rl.training.resume``): the counts and
@@ -114,8 +119,10 @@ def load_data_state(
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     if energy is not None and "adaptive_energy" in state:
         energy.load_state_dict(state["adaptive_energy"])
-    if collector is None:  # validate/test: no training envs, no replay
+    if collector is None:  # validate/test: no training envs, no replay; test episodes start afresh
         return
+    if evaluator is not None:
+        evaluator.load_state_dict(state.get("test_env", {}))
     exact = "env_states" in state and collector.envs.load_env_states(state["env_states"])
     if not exact and "env_rng" in state:
         collector.envs.set_rng_states(state["env_rng"])

@@ -16,10 +16,10 @@ from lit_rl.contract import PHASE_END, Batch, EpisodeResult, PhaseEnd, Policy, R
 from lit_rl.data.checkpoint_state import ReplayFiles, data_state, load_data_state
 from lit_rl.data.collection import Collector, Progress
 from lit_rl.data.energy import AdaptiveEnergy
-from lit_rl.data.evaluation import Evaluator
+from lit_rl.data.evaluation import Evaluator, TestSeeds
 from lit_rl.data.replay import ReplayBuffer, ReplayConfig
 from lit_rl.data.schedule import Schedule
-from lit_rl.envs import EnvConfig, make_env, make_vector_envs
+from lit_rl.envs import EnvConfig, EnvUnsupported, make_vector_envs, probe_env
 from lit_rl.envs.make import ActionMap
 from lit_rl.training.video import VideoConfig, VideoRecorder, configure_rendering
 
@@ -61,6 +61,10 @@ class RolloutDataModule(pl.LightningDataModule):
         epoch_steps: environment transitions per epoch (an evaluation follows each).
         save_steps: environment transitions between periodic checkpoints.
         test_episodes: episodes per evaluation.
+        test_seeds: where test episodes start: ``fixed``, episode ``i`` of every evaluation from
+            the same seed (comparable across epochs), or ``continued``, deprl's: the test env is
+            seeded once and every later episode continues its generator (new starts each time;
+            see ``lit_rl.data.evaluation.Evaluator``).
         seed: env seed base; defaults to the run's ``seed_everything``.
         force_scale: weight of the actuator forces in the muscle states that DEP acts on
             (algorithms.md section 2; 0 uses lengths only). Muscle states are computed only when
@@ -87,6 +91,7 @@ class RolloutDataModule(pl.LightningDataModule):
         epoch_steps: int = 20_000,
         save_steps: int = 100_000,
         test_episodes: int = 5,
+        test_seeds: TestSeeds = "fixed",
         seed: int | None = None,
         force_scale: float = 0.0,
         terminal_muscle_range: bool = False,
@@ -116,7 +121,7 @@ class RolloutDataModule(pl.LightningDataModule):
         self.parallel, self.sequential = parallel, sequential
         self.num_envs = parallel * sequential
         self.replay_config = replay
-        self.test_episodes = test_episodes
+        self.test_episodes, self.test_seeds = test_episodes, test_seeds
         self._seed = seed
         self.force_scale = force_scale
         self.terminal_muscle_range = terminal_muscle_range
@@ -126,11 +131,11 @@ class RolloutDataModule(pl.LightningDataModule):
             if test_episodes < 1:
                 raise ValueError("record_video needs test_episodes >= 1")
             configure_rendering()  # sets MUJOCO_GL before the probe below imports mujoco
-        # Spaces are needed before setup() (CLI links), so probe one env now.
-        probe = make_env(env)
-        self._action_map = ActionMap(probe.action_space, env)
-        self.observation_dim = int(np.prod(probe.observation_space.shape))
-        probe.close()
+        # Spaces are needed before setup() (CLI links), so probe one env now: an env that cannot be
+        # trained (not made or reset here, non-Box spaces) is refused here, in one line.
+        self.env_probe = probe_env(env, self.seed)
+        self._action_map = ActionMap(self.env_probe.action_space, env)
+        self.observation_dim = self.env_probe.observation_dim
         energy = replay.adaptive_energy
         self.energy = AdaptiveEnergy(energy, self.observation_dim) if energy is not None else None
 
@@ -218,12 +223,15 @@ class RolloutDataModule(pl.LightningDataModule):
                 f"replay.batch_size {self.replay_config.batch_size} must be divisible by the {self.world_size} "
                 "training processes: each samples an equal share of every batch"
             )
+        if (problem := self.env_problem(self.policy)) is not None:
+            raise EnvUnsupported(problem)
         if self.actor is None or self.actor.policy is not self.policy:
-            self.actor = Actor(self.policy)
+            self.actor = Actor(self.policy, self.env_probe.dep.action_dims)
         if self.evaluator is None:
             self.evaluator = Evaluator(
-                self.test_env_config, self.test_episodes, self.seed, self.progress, self.force_scale, self.video
-            )
+                self.test_env_config, self.test_episodes, self.seed, self.progress, self.force_scale, self.video,
+                self.test_seeds,
+            )  # fmt: skip
         if stage == "fit" and self.collector is None:
             self._setup_collection()
 
@@ -237,7 +245,10 @@ class RolloutDataModule(pl.LightningDataModule):
         seed = self.seed + self.global_rank * self.num_envs  # env j of rank r: as env r * E + j of one process
         args = (self.env_config, self.parallel, self.sequential, seed, actor.needs_muscle_states, self.force_scale)
         envs = make_vector_envs(
-            *args, worker_timeout=self.worker_timeout, terminal_muscle_range=self.terminal_muscle_range
+            *args,
+            worker_timeout=self.worker_timeout,
+            terminal_muscle_range=self.terminal_muscle_range,
+            probe=self.env_probe,
         )
         if self.global_rank > 0:  # seed_everything gave every rank rank 0's noise and sampling stream
             torch.manual_seed(int(np.random.SeedSequence([self.seed, self.global_rank]).generate_state(1)[0]))
@@ -254,6 +265,12 @@ class RolloutDataModule(pl.LightningDataModule):
         self.collector = Collector(
             self.progress, envs, self.replay, self.schedule, self.transitions_per_row, threads, self.energy
         )
+
+    def env_problem(self, policy: Policy) -> str | None:
+        """Why the env cannot be trained with ``policy``'s acting (DEP on a body without muscle
+        states), as a one-line refusal; None: it can. ``setup`` raises it (``EnvUnsupported``)
+        before any env steps."""
+        return self.env_probe.dep_problem(policy.acting.dep_mode)
 
     def _warn_if_no_training(self, actor: Actor) -> None:
         # A budget that ends before the replay warm-up otherwise exits 0 after zero gradient
@@ -348,12 +365,12 @@ class RolloutDataModule(pl.LightningDataModule):
 
     def state_dict(self) -> dict:
         """See ``lit_rl.data.checkpoint_state`` (collective under DDP)."""
-        return data_state(self.progress, self.schedule, self.collector, self.actor, self.energy)
+        return data_state(self.progress, self.schedule, self.collector, self.actor, self.energy, self.evaluator)
 
     def load_state_dict(self, state: dict) -> None:
         ckpt_path = str(self.trainer.ckpt_path)
         load_data_state(
-            state, self.progress, self.schedule, self.collector, self.actor, self.energy, ckpt_path
+            state, self.progress, self.schedule, self.collector, self.actor, self.energy, self.evaluator, ckpt_path
         )  # fmt: skip
 
     def save_replay(self, path) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -19,13 +20,21 @@ from lit_rl.training.video import EpisodeVideo, VideoRecorder, log_video, render
 log = logging.getLogger(__name__)
 
 TEST_SEED_OFFSET = 1_000_000  # test episode i starts from seed + TEST_SEED_OFFSET + i
+TestSeeds = Literal["fixed", "continued"]  # where test episodes start: see Evaluator
 
 
 class Evaluator:
-    """Plays test episodes. Episode ``i`` always starts from seed ``seed + 1_000_000 + i``, so
-    evaluations are comparable across epochs and numbers of processes (under DDP episode ``i``
-    plays on rank ``i % N``). A simulator fault ends the test episode as in training
+    """Plays test episodes. A simulator fault ends the test episode as in training
     (``lit_rl.envs.faults``) and is counted in ``progress.faults``.
+
+    Where test episodes start (``test_seeds``):
+
+    - ``fixed``: episode ``i`` of every evaluation starts from seed ``seed + 1_000_000 + i``, so
+      evaluations are comparable across epochs and numbers of processes (under DDP episode ``i``
+      plays on rank ``i % N``);
+    - ``continued`` (deprl's): the test env is seeded once, with ``seed + 1_000_000 + rank``, and
+      every later episode continues its generator, so each evaluation starts from new states. The
+      generator's state is in the checkpoint (``state_dict``), so a resumed run continues it.
 
     Args:
         config: the test env.
@@ -34,6 +43,7 @@ class Evaluator:
         progress: the run's counts (faults, and the env steps that name videos).
         force_scale: weight of the forces in the muscle states (DEP mode 4 acts on them).
         video: records the first test episode(s) of each evaluation (``lit_rl.training.video``), or None.
+        test_seeds: ``fixed`` or ``continued``, see above.
     """
 
     def __init__(
@@ -44,8 +54,12 @@ class Evaluator:
         progress: Progress,
         force_scale: float = 0.0,
         video: VideoRecorder | None = None,
+        test_seeds: TestSeeds = "fixed",
     ):
-        self.config, self.episodes, self.seed = config, episodes, seed
+        if test_seeds not in get_args(TestSeeds):
+            raise ValueError(f"test_seeds must be one of {', '.join(get_args(TestSeeds))}, got {test_seeds!r}")
+        self.config, self.episodes, self.seed, self.test_seeds = config, episodes, seed, test_seeds
+        self._seeded = False  # ``continued``: the test env was seeded (later episodes continue its generator)
         self.progress, self.force_scale, self.video = progress, force_scale, video
         if self.video is None:
             self.env = make_env(config)
@@ -78,6 +92,9 @@ class Evaluator:
 
         for index in range(rank, self.episodes, world_size):
             seed = self.seed + TEST_SEED_OFFSET + index
+            if self.test_seeds == "continued":
+                seed = None if self._seeded else self.seed + TEST_SEED_OFFSET + rank
+                self._seeded = True
             episode = play_episode(self.env, act, seed, lambda env, i=index: self._start_video(i, trainer))
             if episode.fault:
                 log.warning("simulator fault in test episode %d: the episode ends there", index)
@@ -85,6 +102,17 @@ class Evaluator:
             if episode.video is not None:
                 self._finish_video(episode.video, index, trainer)
             yield EpisodeResult(episode.episode_return, episode.length)
+
+    def state_dict(self) -> dict:
+        """``continued``: the test env's generator once seeded (empty otherwise)."""
+        if self.test_seeds != "continued" or not self._seeded:
+            return {}
+        return {"rng": self.env.unwrapped.np_random.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.test_seeds == "continued" and "rng" in state:
+            self.env.unwrapped.np_random.bit_generator.state = state["rng"]
+            self._seeded = True
 
     def _start_video(self, index: int, trainer) -> EpisodeVideo | None:
         if self.video is None or index >= self.video.config.episodes or not trainer.is_global_zero:
