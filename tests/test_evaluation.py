@@ -55,12 +55,17 @@ def test_an_unknown_test_seeds_value_is_refused():
 
 
 def logged_test_returns(directory) -> dict[float, float]:
-    """test/episode_return per env step, from every CSVLogger metrics.csv under ``directory``."""
+    """test/episode_return per env step, from every CSVLogger metrics.csv under ``directory``; the
+    spread of the test episode lengths is logged beside it."""
     out = {}
     for path in sorted(directory.glob("**/metrics.csv")):
         with open(path) as f:
-            out.update({float(r["env_steps"]): float(r["test/episode_return"]) for r in csv.DictReader(f)
-                        if r.get("test/episode_return")})  # fmt: skip
+            for row in csv.DictReader(f):
+                if row.get("test/episode_return"):
+                    out[float(row["env_steps"])] = float(row["test/episode_return"])
+                    low, std = float(row["test/episode_length_min"]), float(row["test/episode_length_std"])
+                    assert low <= float(row["test/episode_length"]) <= float(row["test/episode_length_max"])
+                    assert std >= 0
     return out
 
 

@@ -333,6 +333,8 @@ class OffPolicyAlgorithm(LightningModule):
             "test/episode_return_min": returns.min(),
             "test/episode_return_max": returns.max(),
             "test/episode_length": lengths.mean(),
+            "test/episode_length_std": lengths.std(unbiased=False),
+            "test/episode_length_min": lengths.min(),
             "test/episode_length_max": lengths.max(),  # a first full-length episode shows here before the mean
         }
         if self.data is not None:
