@@ -23,19 +23,25 @@ epochs with 10 test episodes, to ``--steps`` (1.6e6). Runs (``VARIANTS``, one
 Each run's directory (``bench_runs/myoleg_learning/<variant>_seed<seed>``: config.yaml, CSVLogger
 metrics.csv, checkpoints every ``--save`` steps) is kept; a run that finished (it has
 ``result.json``) is not run again and an interrupted one resumes from its last checkpoint, so the
-script can be stopped and started again, and ``--report`` only rewrites the table and figures
-from what is there (a run still going is shown up to its last logged epoch). Writes the
-``myoleg-learning-table`` section of BENCHMARKS.md and docs/myoleg_learning_{test,train}.png
+script can be stopped and started again. Every minute and at the end, a run's per-epoch logs
+(``metrics.csv`` of each segment, ``result.json``) are copied to ``bench/results/<--out's name>/``,
+which is committed: the table and figures are drawn from those copies, so ``--report`` rewrites
+them from the repository alone (a run still going is shown up to its last logged epoch). Writes
+the ``myoleg-learning-table`` section of BENCHMARKS.md and docs/myoleg_learning_{test,train}.png
 (drawn by ``python -m lit_rl plot``, with the published curve in
-``bench_runs/myoleg_learning/deprl_published/metrics.csv``, lit_rl's metric names).
+``bench/results/<name>/deprl_published/metrics.csv``, lit_rl's metric names).
 
     python bench/myoleg_learning.py [--runs dep_mpo:0 dep_sac:0 ...] [--steps 1600000] [--report]
 
 The walk to full-length episodes (deprl's published run reached its first 1,000-step test episode at
-6.4 M steps), in its own directory and BENCHMARKS.md section, saving every 200,000 steps::
+6.4 M steps and all of them at 6.8 M) with the published run's 100 envs (2 x 50: the layout is only
+the process layout, tests/test_dep_training.py), outside the checkout so that it survives a new
+checkout, saving every 200,000 steps and stopping 400,000 steps after its first full-length test
+episode (or at 10 M); started again, it resumes::
 
-    python bench/myoleg_learning.py --runs dep_mpo:0 --steps 7000000 --save 200000 \
-        --out bench_runs/myoleg_walk --section myoleg-walk-table
+    python bench/myoleg_learning.py --runs dep_mpo:0 --steps 10000000 --save 200000 \
+        --parallel 2 --sequential 50 --after_full_length 400000 \
+        --out ~/lit_rl_runs/myoleg_walk --section myoleg-walk-table
 """
 
 from __future__ import annotations
@@ -43,19 +49,22 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from summary import ROOT, machine_line, rewrite_section
+from summary import RESULTS, ROOT, keep_logs, machine_line, rewrite_section, segment_order
 
 # From MyoSuite's myosuite/agents/baselines_DEPRL/myoLegWalk_20230514/myoLeg/log.csv, every 200k-step epoch
 PUBLISHED = ROOT / "bench" / "data" / "deprl_myolegwalk_curve.csv"
 OUT = ROOT / "bench_runs" / "myoleg_learning"
 FULL_LENGTH = 1000  # myoLegWalk-v0's max_episode_steps: an episode that long did not fall
+RANDOM_STARTS = 20  # test episodes of the final checkpoint from random starts
 CONFIG = "configs/dep_mpo_myolegwalk.yaml"
 PROTOCOL = [
     "--data.init_args.env.make_kwargs", '{"reset_type": "init"}',
@@ -108,6 +117,7 @@ class Budget:
     save: int = 400_000  # env steps between checkpoints (with the replay): an interrupted run resumes there
     parallel: int = 2  # worker processes
     sequential: int = 10  # envs per worker: parallel x sequential envs in all (deprl's published run: 100)
+    after_full_length: int = 0  # > 0: stop this many env steps after the first full-length test episode
 
 
 def command(out: Path, variant: str, seed: int, budget: Budget) -> list[str]:
@@ -121,9 +131,29 @@ def command(out: Path, variant: str, seed: int, budget: Budget) -> list[str]:
     ]  # fmt: skip
 
 
+def saved_steps(directory: Path) -> int:
+    """The env steps of the run's newest save with its replay (``last-<env_steps>-<token>.replay``)."""
+    return max((int(p.name.split("-")[1]) for p in (directory / "checkpoints").glob("last-*.replay")), default=0)
+
+
+def stop_step(per_epoch: dict[int, dict[str, float]], budget: Budget) -> int | None:
+    """With ``after_full_length``: the epoch end ``after_full_length`` steps after the first epoch with a
+    full-length test episode, once there is one (the published run: 6.4 M, all full-length at 6.8 M)."""
+    first = full_length(per_epoch, "test_max")
+    if not budget.after_full_length or first is None:
+        return None
+    return min(first + budget.after_full_length, budget.steps)
+
+
 def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
+    """Run (or resume) one run to ``budget.steps``, or with ``after_full_length`` until that many
+    steps after its first full-length test episode: the run is stopped (kill -9, which it resumes
+    from exactly) once that epoch's test is logged and its save is on disk. Its logs are copied to
+    ``bench/results/<out name>/`` every minute, so what a killed session reached is kept too."""
     directory = run_dir(out, variant, seed)
+    results = run_dir(RESULTS / out.name, variant, seed)
     if (directory / "result.json").is_file():
+        keep_logs(directory, results)
         print(f"{directory.name}: done already", flush=True)
         return
     if not (directory / "checkpoints" / "last.ckpt").is_file():
@@ -132,11 +162,73 @@ def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
     start = time.perf_counter()
     args = command(out, variant, seed, budget)
     print(f"{directory.name}: python {' '.join(args[1:])}", flush=True)
-    subprocess.run(args, cwd=ROOT, check=True)
+    process = subprocess.Popen(args, cwd=ROOT, start_new_session=True)  # its env workers in its group
+    stopped_at = None
+    while process.poll() is None:
+        time.sleep(60)
+        keep_logs(directory, results)
+        stop = stop_step(epochs(directory, budget.epoch), budget) if budget.after_full_length else None
+        logged = stop is not None and "test" in epochs(directory, budget.epoch).get(stop, {})
+        if logged and saved_steps(directory) >= stop:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            stopped_at = stop
+    if stopped_at is None and process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, args)
     segments = [*(json.loads(wall.read_text()) if wall.is_file() else []), time.perf_counter() - start]
     wall.write_text(json.dumps(segments))
-    result = {"variant": variant, "seed": seed, **asdict(budget), "wall_s": sum(segments), "segments": len(segments)}
+    result = {"variant": variant, "seed": seed, **asdict(budget), "wall_s": sum(segments), "segments": len(segments),
+              "stopped_at": stopped_at or budget.steps}  # fmt: skip
     (directory / "result.json").write_text(json.dumps(result))
+    keep_logs(directory, results)
+
+
+def evaluate(out: Path, variant: str, seed: int, figure_dir: Path) -> None:
+    """After a run ended: its final checkpoint from ``--random-starts`` random starts (``reset_type:
+    random``; the test episodes of training start from ``init``, all the same episode), written to
+    ``random_starts.json``, and one test episode as a video (``<figure_dir>/<name>_<steps>.mp4``) with
+    a strip of its frames (``.png``). Each is done once (kept in ``bench/results/``)."""
+    directory, results = run_dir(out, variant, seed), run_dir(RESULTS / out.name, variant, seed)
+    base = [sys.executable, "-m", "lit_rl", "test", "--config", str(directory / "config.yaml"),
+            "--ckpt_path", str(directory / "checkpoints" / "last.ckpt"), "--trainer.logger", "false",
+            "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    if not (results / "random_starts.json").is_file():
+        random_starts = ["--data.init_args.env.make_kwargs", '{"reset_type": "random"}',
+                         "--data.init_args.test_episodes", str(RANDOM_STARTS)]  # fmt: skip
+        subprocess.run([*base, *random_starts], cwd=ROOT, check=True)
+        shutil.copyfile(newest(directory / "eval", "test_*/metrics.json"), results / "random_starts.json")
+    steps = json.loads((directory / "result.json").read_text())["stopped_at"]
+    video = figure_dir / f"{out.name}_{steps}.mp4"
+    if not video.is_file():
+        subprocess.run([*base, "--data.init_args.record_video", "true", "--data.init_args.test_episodes", "1"],
+                       cwd=ROOT, check=True)  # fmt: skip
+        shutil.copyfile(newest(directory / "eval", "test_*/videos/*.mp4"), video)
+        frame_strip(video, video.with_suffix(".png"))
+
+
+def newest(directory: Path, pattern: str) -> Path:
+    return max(directory.glob(pattern), key=lambda p: p.stat().st_mtime)
+
+
+def frame_strip(video: Path, png: Path, frames: int = 8, size: int = 200) -> None:
+    """``frames`` evenly spaced frames of ``video`` side by side, each a ``size``-pixel square around
+    the body (centred on its bright pixels, bones and skin against the darker floor)."""
+    import imageio_ffmpeg
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    reader = imageio_ffmpeg.read_frames(str(video))
+    width, height = next(reader)["size"]
+    shots = [np.frombuffer(f, np.uint8).reshape(height, width, 3) for f in reader]
+    crops = []
+    for i in range(frames):
+        shot = shots[round(i * (len(shots) - 1) / (frames - 1))]
+        rows, cols = np.nonzero(shot.min(axis=2) > 150)
+        half = min(size, height, width) // 2
+        y = int(np.clip(rows.mean() if len(rows) else height / 2, half, height - half))
+        x = int(np.clip(cols.mean() if len(cols) else width / 2, half, width - half))
+        crops.append(shot[y - half : y + half, x - half : x + half])
+    plt.imsave(png, np.concatenate(crops, axis=1))
 
 
 def read_rows(path: Path) -> list[dict[str, float]]:
@@ -145,40 +237,46 @@ def read_rows(path: Path) -> list[dict[str, float]]:
 
 
 def epochs(directory: Path, epoch_steps: int) -> dict[int, dict[str, float]]:
-    """Per epoch end (env steps): the mean train episode length over the epoch's episodes (each
-    logged point is a mean over the episodes since the previous one, ``train/episodes`` counts
-    them), the test episode length, and env steps/s over the epoch."""
+    """Per epoch end (env steps): the mean train episode length and return over the epoch's
+    episodes (each logged point is a mean over the episodes since the previous one,
+    ``train/episodes`` counts them), the test episode length (mean and max) and return, env
+    steps/s over the epoch, its seconds (training and evaluation: the rate's steps over the rate)
+    and the env steps the log reached in it (``reached`` < the epoch end: a partial epoch)."""
     rows: list[dict[str, float]] = []
-    for metrics in sorted(directory.glob("**/metrics.csv"), key=lambda p: p.stat().st_mtime):
+    for metrics in sorted(directory.glob("**/metrics.csv"), key=segment_order):
         segment = [r for r in read_rows(metrics) if "env_steps" in r]
         if segment:  # a resumed segment replaces what the killed one logged after its last save
-            rows = [r for r in rows if r["env_steps"] < min(r["env_steps"] for r in segment)] + segment
-    rows.sort(key=lambda r: r["env_steps"])
+            rows = [r for r in rows if r["env_steps"] <= min(r["env_steps"] for r in segment)] + segment
+    # At the save a run resumed from, the resumed segment logs that epoch's evaluation again: one row
+    # per step and kind of row (the later one), so the epoch keeps its train row and one test row.
+    rows = sorted({(r["env_steps"], tuple(sorted(r))): r for r in rows}.values(), key=lambda r: r["env_steps"])
     out: dict[int, dict[str, float]] = {}
     episodes, steps = 0.0, 0.0
-    sums: dict[int, list[float]] = {}  # epoch -> [length sum, episodes, env steps, seconds]
+    sums: dict[int, list[float]] = {}  # epoch -> [length sum, return sum, episodes, env steps, seconds]
     for row in rows:
         epoch = int(-(-row["env_steps"] // epoch_steps) * epoch_steps)
-        acc = sums.setdefault(epoch, [0.0, 0.0, 0.0, 0.0])
+        acc = sums.setdefault(epoch, [0.0, 0.0, 0.0, 0.0, 0.0])
+        entry = out.setdefault(epoch, {})
+        entry["reached"] = max(entry.get("reached", 0), row["env_steps"])
         if "train/episode_length" in row:
             count = row["train/episodes"] - episodes
             acc[0] += row["train/episode_length"] * count
-            acc[1] += count
+            acc[1] += row["train/episode_return"] * count
+            acc[2] += count
             episodes = row["train/episodes"]
         if "perf/env_steps_per_s" in row:  # a rate since the previous point
-            acc[2] += row["env_steps"] - steps
-            acc[3] += (row["env_steps"] - steps) / row["perf/env_steps_per_s"]
+            acc[3] += row["env_steps"] - steps
+            acc[4] += (row["env_steps"] - steps) / row["perf/env_steps_per_s"]
             steps = row["env_steps"]
-        if "test/episode_length" in row:
-            out.setdefault(epoch, {})["test"] = row["test/episode_length"]
-        if "test/episode_length_max" in row:
-            out[epoch]["test_max"] = row["test/episode_length_max"]
-    for epoch, (length_sum, count, epoch_steps, seconds) in sums.items():
-        entry = out.setdefault(epoch, {})
+        for name, key in (("length", "test"), ("length_max", "test_max"), ("return", "test_return")):
+            if f"test/episode_{name}" in row:
+                entry[key] = row[f"test/episode_{name}"]
+    for epoch, (length_sum, return_sum, count, env_steps, seconds) in sums.items():
+        entry = out[epoch]
         if count:
-            entry["train"] = length_sum / count
+            entry["train"], entry["train_return"] = length_sum / count, return_sum / count
         if seconds:
-            entry["steps_per_s"] = epoch_steps / seconds
+            entry["steps_per_s"], entry["seconds"] = env_steps / seconds, seconds
     return out
 
 
@@ -186,8 +284,11 @@ def published() -> dict[int, dict[str, float]]:
     return {
         int(r["env_steps"]): {
             "train": r["train_episode_length"],
+            "train_return": r["train_episode_return"],
             "test": r["test_episode_length_mean"],
             "test_max": r["test_episode_length_max"],
+            "test_return": r["test_episode_return"],
+            "clock": r["wall_s"],  # deprl's wall time from the start to this epoch's end, on its machine
         }
         for r in read_rows(PUBLISHED)
     }
@@ -203,16 +304,35 @@ def full_length(per_epoch: dict[int, dict[str, float]], kind: str, length: int =
     return next((e for e, values in sorted(per_epoch.items()) if values.get(kind, 0) >= length), None)
 
 
-def write_published_run(out: Path) -> Path:
+def with_clock(per_epoch: dict[int, dict[str, float]]) -> dict[int, dict[str, float]]:
+    """Adds ``clock``: seconds from the start to each epoch's end, summed over the epochs (training
+    and evaluation; the restarts of a resumed run and the steps it trained again are not counted)."""
+    total = 0.0
+    for _, values in sorted(per_epoch.items()):
+        total += values.get("seconds", 0.0)
+        values["clock"] = total
+    return per_epoch
+
+
+def run_epochs(results: Path, variant: str, seed: int, budget: Budget) -> dict[int, dict[str, float]]:
+    """A run's epochs from its committed logs, up to where it ended (``result.json``'s ``stopped_at``)."""
+    directory = run_dir(results, variant, seed)
+    result = directory / "result.json"
+    end = json.loads(result.read_text()).get("stopped_at", budget.steps) if result.is_file() else budget.steps
+    return with_clock({e: v for e, v in epochs(directory, budget.epoch).items() if e <= end})
+
+
+def write_published_run(results: Path) -> Path:
     """The published curve as a run directory that ``python -m lit_rl plot`` reads (metrics.csv in
     lit_rl's metric names)."""
-    directory = out / "deprl_published"
+    directory = results / "deprl_published"
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / "metrics.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["env_steps", "train/episode_length", "test/episode_length"])
-        for steps, values in sorted(published().items()):
-            writer.writerow([steps, values["train"], values["test"]])
+        writer.writerow(["env_steps", "train/episode_length", "test/episode_length", "train/episode_return",
+                         "test/episode_return"])  # fmt: skip
+        for steps, v in sorted(published().items()):
+            writer.writerow([steps, v["train"], v["test"], v["train_return"], v["test_return"]])
     return directory
 
 
@@ -220,83 +340,95 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
 
-def table(out: Path, runs: list[tuple[str, int]], budget: Budget) -> str:
+def hours(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds / 3600:.1f}"
+
+
+def table(results: Path, runs: list[tuple[str, int]], budget: Budget) -> str:
     ref = published()
     lines = [
         machine_line("mujoco", "myosuite"),
         "",
-        "| run | env steps | train ep. length | published | test ep. length | published | env steps/s |",
-        "|---|---|---|---|---|---|---|",
+        "Per epoch, lit_rl against the published run at the same env steps (test: mean and, in brackets, the "
+        "longest of the test episodes); hours: wall time from the start on this machine (training and "
+        "evaluation). A partial epoch (the run stopped in it) shows the steps it reached.",
+        "",
+        "| run | env steps | train ep. length | published | test ep. length | published | train return | "
+        "published | test return | published | env steps/s | hours |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, seed in runs:
-        directory = run_dir(out, variant, seed)
+        directory = run_dir(results, variant, seed)
         if not has_metrics(directory):
             continue
         running = "" if (directory / "result.json").is_file() else " (running, resumable)"
         label = f"{VARIANTS[variant][0]}, seed {seed}{running}"
-        for epoch, values in sorted(epochs(directory, budget.epoch).items()):
-            if epoch > budget.steps:
-                continue
+        for epoch, v in sorted(run_epochs(results, variant, seed, budget).items()):
             theirs = ref.get(epoch, {})
+            steps = f"{epoch:,}" if v["reached"] >= epoch else f"{epoch:,} (partial: {v['reached']:,.0f})"
+            test = f"{fmt(v.get('test'))} ({fmt(v.get('test_max'), 0)})" if "test" in v else "–"
+            theirs_test = f"{fmt(theirs.get('test'))} ({fmt(theirs.get('test_max'), 0)})" if theirs else "–"
             lines.append(
-                f"| {label} | {epoch:,} | {fmt(values.get('train'))} | {fmt(theirs.get('train'))} | "
-                f"{fmt(values.get('test'))} | {fmt(theirs.get('test'))} | {fmt(values.get('steps_per_s'), 0)} |"
+                f"| {label} | {steps} | {fmt(v.get('train'))} | {fmt(theirs.get('train'))} | {test} | {theirs_test} | "
+                f"{fmt(v.get('train_return'))} | {fmt(theirs.get('train_return'))} | {fmt(v.get('test_return'))} | "
+                f"{fmt(theirs.get('test_return'))} | {fmt(v.get('steps_per_s'), 0)} | {hours(v.get('clock'))} |"
             )
             label = ""
-    return "\n".join([*lines, "", *summary(out, runs, budget)])
+    return "\n".join([*lines, "", *summary(results, runs, budget)])
 
 
-def summary(out: Path, runs: list[tuple[str, int]], budget: Budget) -> list[str]:
-    """Per run, the means over the learning epochs (after the warm-up), published run first."""
+def summary(results: Path, runs: list[tuple[str, int]], budget: Budget) -> list[str]:
+    """Per run, the means over its learning epochs (after the warm-up, to its last evaluated epoch)
+    beside the published run's over the same epochs, and when the test episodes first reached full
+    length."""
     ref = published()
-    learning = [e for e in range(budget.warmup + budget.epoch, budget.steps + 1, budget.epoch)]
-    if not learning:
-        return []
-    span = f"{learning[0] / 1e6:g}-{learning[-1] / 1e6:g} M"
 
     def mean(values: list[float | None]) -> float | None:
         values = [v for v in values if v is not None]
         return sum(values) / len(values) if values else None
 
-    def steps(epoch: int | None) -> str:
-        return "–" if epoch is None else f"{epoch / 1e6:g} M"
+    def when(per_epoch: dict[int, dict[str, float]], kind: str) -> str:
+        epoch = full_length(per_epoch, kind)
+        return "–" if epoch is None else f"{epoch / 1e6:g} M ({hours(per_epoch[epoch].get('clock'))} h)"
 
     lines = [
-        f"Means over the learning epochs ({span} steps), the first epoch with a full-length "
-        f"({FULL_LENGTH:,}-step) test episode and with all test episodes full-length (– : not within the "
-        "steps run), and the wall time:",
+        "Means over the same learning epochs on both sides (from the first after the DEP-only warm-up to the "
+        f"run's last evaluated epoch), and the first epoch with a full-length ({FULL_LENGTH:,}-step) test episode "
+        "and with all test episodes full-length, with the wall time to it (– : not within the steps run; the "
+        "published run's hours are deprl's, on its machine):",
         "",
-        "| run | env steps run | train ep. length | test ep. length | first full-length test episode | "
-        "all test episodes full-length | wall time (min) |",
-        "|---|---|---|---|---|---|---|",
-        f"| deprl, published | {steps(max(ref))} | {fmt(mean([ref.get(e, {}).get('train') for e in learning]))} | "
-        f"{fmt(mean([ref.get(e, {}).get('test') for e in learning]))} | {steps(full_length(ref, 'test_max'))} | "
-        f"{steps(full_length(ref, 'test'))} | |",
+        "| run | epochs | train ep. length | published | test ep. length | published | first full-length test "
+        "episode | published | all test episodes full-length | published |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, seed in runs:
-        directory = run_dir(out, variant, seed)
-        if not has_metrics(directory):
+        if not has_metrics(run_dir(results, variant, seed)):
             continue
-        per_epoch = {e: v for e, v in epochs(directory, budget.epoch).items() if e <= budget.steps}
-        train, test = (mean([per_epoch.get(e, {}).get(kind) for e in learning]) for kind in ("train", "test"))
-        result = directory / "result.json"
-        wall = f"{json.loads(result.read_text())['wall_s'] / 60:.0f}" if result.is_file() else "running"
+        per_epoch = run_epochs(results, variant, seed, budget)
+        learning = [e for e, v in sorted(per_epoch.items()) if e > budget.warmup and "test" in v]
+        if not learning:
+            continue
+        span = f"{learning[0] / 1e6:g}-{learning[-1] / 1e6:g} M"
+        cells = []
+        for kind in ("train", "test"):
+            cells += [fmt(mean([per_epoch[e].get(kind) for e in learning])),
+                      fmt(mean([ref.get(e, {}).get(kind) for e in learning]))]  # fmt: skip
         lines.append(
-            f"| {VARIANTS[variant][0]}, seed {seed} | {steps(max(per_epoch, default=None))} | {fmt(train)} | "
-            f"{fmt(test)} | {steps(full_length(per_epoch, 'test_max'))} | {steps(full_length(per_epoch, 'test'))} "
-            f"| {wall} |"
+            f"| {VARIANTS[variant][0]}, seed {seed} | {span} | {' | '.join(cells)} | {when(per_epoch, 'test_max')} | "
+            f"{when(ref, 'test_max')} | {when(per_epoch, 'test')} | {when(ref, 'test')} |"
         )
     return lines
 
 
-def figures(out: Path, runs: list[tuple[str, int]], steps: int, figure_dir: Path) -> list[str]:
+def figures(results: Path, runs: list[tuple[str, int]], steps: int, figure_dir: Path) -> list[str]:
+    """Test and train episode length against the published run, drawn from the committed logs."""
     from lit_rl.commands.plot import plot
 
-    directories = [write_published_run(out)] if min(published()) <= steps else []
-    directories += [run_dir(out, v, s) for v, s in runs if has_metrics(run_dir(out, v, s))]
+    directories = [write_published_run(results)] if min(published()) <= steps else []
+    directories += [run_dir(results, v, s) for v, s in runs if has_metrics(run_dir(results, v, s))]
     lines = []
     for kind in ("test", "train"):
-        figure = figure_dir / f"{out.name}_{kind}.png"  # myoleg_learning_test.png for the default --out
+        figure = figure_dir / f"{results.name}_{kind}.png"  # myoleg_learning_test.png for the default --out
         metric = f"{kind}/episode_length"
         plot(directories, metric, "env_steps", figure, steps)
         dirs = " ".join(str(relative(d)) for d in directories)
@@ -314,7 +446,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="variant:seed, in order (default: %(default)s)")
     for key, value in asdict(Budget()).items():
-        parser.add_argument(f"--{key}", type=int, default=value, help="(default: %(default)s)")
+        parser.add_argument(f"--{key}", type=int, default=value, help="(default: %(default)s)")  # Budget
     parser.add_argument("--report", action="store_true", help="only rewrite the table and figures")
     parser.add_argument("--out", type=Path, default=OUT, help="run directories (default: %(default)s)")
     parser.add_argument(
@@ -326,11 +458,14 @@ def main() -> None:
     for variant, _ in runs:
         if variant not in VARIANTS:
             parser.error(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+    figure_dir = ROOT / "docs" if args.section != "none" else args.out
     if not args.report:
         for variant, seed in runs:
             train(args.out, variant, seed, budget)
-    figure_dir = ROOT / "docs" if args.section != "none" else args.out
-    report = "\n".join([table(args.out, runs, budget), "", *figures(args.out, runs, budget.steps, figure_dir)])
+            if budget.after_full_length:  # the walk: the final checkpoint from random starts, and a video
+                evaluate(args.out, variant, seed, figure_dir)
+    results = RESULTS / args.out.name
+    report = "\n".join([table(results, runs, budget), "", *figures(results, runs, budget.steps, figure_dir)])
     print(report.rstrip())
     if args.section != "none":
         rewrite_section(args.section, report.rstrip())

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import time
 from importlib import metadata
@@ -128,3 +129,23 @@ def rewrite_section(name: str, text: str, path: Path = BENCHMARKS_MD) -> None:
         raise ValueError(f"{path.name} has no {start} ... {end} section")
     new = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: f"{start}\n{text}\n{end}", old, flags=re.S)
     path.write_text(new)
+
+
+RESULTS = ROOT / "bench" / "results"  # the per-epoch logs behind the tables, committed
+
+
+def keep_logs(run_dir: Path, dest: Path, names: tuple[str, ...] = ("result.json", "wall_s.json")) -> None:
+    """Copy a run's per-epoch CSV logs (every ``metrics.csv`` under it, one per segment of a resumed
+    run: ``version_0``, ``version_1``, ...) and ``names`` into ``dest`` (under ``RESULTS``), keeping
+    their paths: the tables are drawn from these copies, so anyone can recompute them."""
+    for path in [*run_dir.glob("**/metrics.csv"), *(run_dir / name for name in names)]:
+        if path.is_file():
+            target = dest / path.relative_to(run_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+
+
+def segment_order(path: Path) -> int:
+    """The order of a CSVLogger segment: ``N`` of its ``version_N`` folder (0 when there is none)."""
+    match = re.search(r"version_(\d+)", str(path))
+    return int(match.group(1)) if match else 0
