@@ -142,8 +142,46 @@ def test_load_rejects_a_buffer_of_another_shape(tmp_path):
     )
     buffer.save(tmp_path / "r.bin")
     other = ReplayBuffer(size=40, num_envs=4, observation_dim=3, action_dim=1)
-    with pytest.raises(ValueError, match="does not fit this run"):
+    with pytest.raises(ValueError, match=r"env columns \(parallel x sequential\) 2, this run has 4"):
         other.load(tmp_path / "r.bin")
+
+
+# One setting changed at a time from ReplayBuffer(size=40, num_envs=2, observation_dim=3,
+# action_dim=1, return_steps=3, discount=0.9): the refusal's words, both values and the option.
+CHANGED_SETTINGS = [
+    ({"num_envs": 4}, "env columns (parallel x sequential) 2, this run has 4", "--data.init_args.parallel"),
+    ({"observation_dim": 5}, "observation size 3, this run has 5", None),
+    ({"action_dim": 2}, "action size 1, this run has 2", None),
+    ({"size": 60}, "rows per env column 20, this run has 30", "--data.init_args.replay.size"),
+    ({"return_steps": 1}, "replay.return_steps 3, this run has 1", "--data.init_args.replay.return_steps 3"),
+    ({"discount": 0.99}, "replay.discount 0.9, this run has 0.99", "--data.init_args.replay.discount 0.9"),
+]
+
+
+@pytest.mark.parametrize(("change", "words", "option"), CHANGED_SETTINGS, ids=lambda v: str(v)[:20])
+def test_a_replay_file_written_with_other_settings_is_refused_by_name(tmp_path, change, words, option):
+    """Issue 30: a run saved with ``return_steps: 3`` and resumed with 1 would pair 3-step rewards
+    with 1-step bootstrap observations; any setting the file was written with that the resumed
+    run does not have is refused in one line naming it, both values and the way out, both when
+    the file is read and by ``replay_file_problem``, the check a resume makes before it starts."""
+    from lit_rl.training.resume import replay_file_problem, replay_settings
+
+    settings = {"size": 40, "num_envs": 2, "observation_dim": 3, "action_dim": 1, "return_steps": 3, "discount": 0.9}
+    buffer = ReplayBuffer(**settings)
+    random_episodes([buffer], 7, seed=0)
+    size = buffer.save(tmp_path / "r.replay", token="t")
+    other = ReplayBuffer(**{**settings, **change})
+    with pytest.raises(ValueError) as refused:
+        other.load(tmp_path / "r.replay", token="t")
+    message = str(refused.value)
+    assert "\n" not in message and words in message, message
+    assert "--resume false" in message and "--name" in message
+    assert option is None or option in message
+    record = {"replay_file": "r.replay", "replay_bytes": size}
+    here = replay_settings(other._header())
+    assert replay_file_problem(record, tmp_path, here) == message
+    assert replay_file_problem(record, tmp_path, replay_settings(buffer._header())) is None
+    buffer.load(tmp_path / "r.replay", token="t")  # the same settings load
 
 
 def test_an_empty_buffer_saves_and_loads(tmp_path):
@@ -349,7 +387,7 @@ def test_replay_files_of_the_earlier_version_load_with_their_checkpoint(tmp_path
 def test_a_format_1_file_of_another_shape_is_refused():
     expected = json.loads((FIXTURES / "expected.json").read_text())["wrapped"]
     replay = ReplayBuffer(**{**expected["init"], "observation_dim": 4})
-    with pytest.raises(ValueError, match="does not fit this run"):
+    with pytest.raises(ValueError, match="observation size 3, this run has 4"):
         replay.load(FIXTURES / "wrapped.replay")
 
 

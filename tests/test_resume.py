@@ -1,11 +1,13 @@
 """lit_rl.training.resume: checkpoints written before the acting layer load in today's layout,
-and each DDP rank gets its own parts when fitting."""
+each DDP rank gets its own parts when fitting, and a replay file written with other settings is
+refused."""
 
 import pytest
 import torch
 
 from lit_rl.training.distributed import RANKS_KEY
 from lit_rl.training.resume import DATA_SECTION, for_rank, upgrade
+from tests.conftest import SMOKE, load_ckpt, ok, run_cli
 
 
 def old_checkpoint(ranks: int) -> dict:
@@ -53,3 +55,23 @@ def test_a_checkpoint_of_this_version_is_left_as_it_is():
 def test_another_number_of_processes_is_refused_by_name():
     with pytest.raises(ValueError, match="written by 2 training process"):
         for_rank(upgrade(old_checkpoint(2)), 0, 1, "checkpoint x")
+
+
+def test_a_resume_with_another_return_steps_is_refused_with_the_way_out(tmp_path):
+    """Issue 30: data keys apply on resume, and the smoke run's replay file holds 3-step returns; a
+    resume with ``return_steps: 1`` would pair them with 1-step bootstrap observations. It is
+    refused before a step is taken, naming the key, both values and the way out, and the run's
+    files are left as they were (the same command with its own value goes on)."""
+    args = ["fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--trainer.logger", "false"]
+    ok(run_cli(*args))
+    last = tmp_path / "smoke_ddpg_pendulum" / "checkpoints" / "last.ckpt"
+    before = last.stat().st_mtime_ns
+    more = ["--data.init_args.total_steps", "600"]
+    refused = run_cli(*args, *more, "--data.init_args.replay.return_steps", "1")
+    assert refused.returncode != 0
+    line = refused.stderr.strip().splitlines()[-1]
+    assert "was written with replay.return_steps 3, this run has 1" in line, refused.stderr[-3000:]
+    assert "--data.init_args.replay.return_steps 3" in line and "--resume false" in line and "--name" in line
+    assert last.stat().st_mtime_ns == before
+    ok(run_cli(*args, *more))
+    assert load_ckpt(last)[DATA_SECTION]["env_steps"] == 600

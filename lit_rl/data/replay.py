@@ -14,6 +14,7 @@ import torch
 from lit_rl.contract import Batch, ReplayRows
 from lit_rl.data.energy import AdaptiveEnergyConfig
 from lit_rl.training.files import write_atomically
+from lit_rl.training.resume import replay_settings, replay_settings_problem
 
 PHASE_CLOCKS = ("after_step", "before_step")
 
@@ -302,17 +303,9 @@ class ReplayBuffer:
             version = header.get("format", 1)
             if version not in (1, self.FORMAT):
                 raise ValueError(f"replay file {path} has format {version}, this version reads 1 and {self.FORMAT}")
-            mine = self._header()
-            if version == 1:
-                obs, action = list(self.observations.shape[2:]), list(self.actions.shape[2:])
-                mine["shapes"] = {name: [] for name in self._FORMAT_1_FIELDS}
-                mine["shapes"].update(observations=obs, actions=action, next_observations=obs)
-            for key in ("rows", "num_envs", "shapes"):
-                if header[key] != mine[key]:
-                    raise ValueError(
-                        f"replay file {path} does not fit this run: {key} is {header[key]} there, "
-                        f"{mine[key]} here (replay size, env count or spaces changed)"
-                    )
+            problem = replay_settings_problem(path, replay_settings(header), replay_settings(self._header()))
+            if problem is not None:
+                raise ValueError(problem)
             self.finals.clear()
             self.has_final.zero_()
             self.index, self.filled = header["index"], header["filled"]

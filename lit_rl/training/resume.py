@@ -10,6 +10,7 @@ own local ones (``for_rank``). Validate and test read rank 0's, as a single-proc
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,12 @@ def for_rank(checkpoint: dict, rank: int, world_size: int, what: str) -> dict:
     return checkpoint
 
 
-def replay_file_problem(record: dict, checkpoint_dir: Path) -> str | None:
+def replay_file_problem(record: dict, checkpoint_dir: Path, here: dict | None = None) -> str | None:
     """What is wrong with the replay file a rank's record names: None when it is there and as
-    long as recorded (or the record names none); checked before a resume starts and again when
-    the file is read (which also checks its token and position)."""
+    long as recorded (or the record names none) and, given the run's ``here``
+    (``RolloutDataModule.replay_settings``), written with the same settings
+    (``replay_settings_problem``); checked before a resume starts and again when the file is read
+    (which also checks its token and position)."""
     name = record.get("replay_file")
     if name is None:
         return None
@@ -71,6 +74,68 @@ def replay_file_problem(record: dict, checkpoint_dir: Path) -> str | None:
         return f"needs its replay file {path}, which is missing"
     if size != record.get("replay_bytes", size):
         return f"needs its replay file {path}, which has {size} bytes instead of {record['replay_bytes']}"
+    if here is not None:
+        with open(path, "rb") as f:
+            try:
+                header = json.loads(f.readline())
+            except ValueError:
+                return f"needs its replay file {path}, which has no readable header"
+        return replay_settings_problem(path, replay_settings(header), here)
+    return None
+
+
+# What a replay file was written with that a resumed run must have too, in the order they are
+# checked (the env columns first: the rows per column follow from them): its header's value,
+# what it is, why another value misreads the file, and the option that sets it ("" for the env's
+# spaces, which only a new run can change).
+REPLAY_SETTINGS = (
+    ("num_envs", "env columns (parallel x sequential)", "each env's transitions are one column of the file",
+     "--data.init_args.parallel and --data.init_args.sequential that make"),
+    ("observation_size", "observation size", "its rows hold observations of that size", ""),
+    ("action_size", "action size", "its rows hold actions of that size", ""),
+    ("rows", "rows per env column", "the ring's rows are replay.size / env columns / processes",
+     "a --data.init_args.replay.size that gives"),
+    ("return_steps", "replay.return_steps", "its rewards and discounts are sums over that many steps, which "
+     "this run would bootstrap after its own number of steps", "--data.init_args.replay.return_steps"),
+    ("discount", "replay.discount", "its n-step rewards and discounts were computed with it",
+     "--data.init_args.replay.discount"),
+)  # fmt: skip
+
+
+def replay_settings(header: dict) -> dict:
+    """The settings of ``REPLAY_SETTINGS`` from a replay file's header (format 1 or 2)."""
+    shapes = header.get("shapes", {})
+    return {
+        "num_envs": header.get("num_envs"),
+        "observation_size": shapes.get("observations"),
+        "action_size": shapes.get("actions"),
+        "rows": header.get("rows"),
+        "return_steps": header.get("return_steps"),
+        "discount": header.get("discount"),
+    }
+
+
+def _shown(value) -> str:
+    if isinstance(value, list):  # a shape: [403] -> 403
+        return "x".join(map(str, value)) if value else "1"
+    return str(value)
+
+
+def replay_settings_problem(path, written: dict, here: dict) -> str | None:
+    """The refusal of a replay file written with settings (``replay_settings`` of its header)
+    other than this run's ``here``, in one line naming the first setting that differs, both
+    values and the way out; None when they agree. A resumed run that loaded it would misread it:
+    with another ``return_steps`` it pairs n-step rewards with bootstrap observations of another
+    step."""
+    for key, what, why, option in REPLAY_SETTINGS:
+        theirs, ours = written.get(key), here.get(key)
+        if theirs is None or ours is None or theirs == ours:
+            continue
+        keep = f"resume with {option} {_shown(theirs)}, or " if option else ""
+        return (
+            f"replay file {path} was written with {what} {_shown(theirs)}, this run has {_shown(ours)} ({why}): "
+            f"{keep}start a new run with --resume false (the old one is moved aside) or a new --name"
+        )
     return None
 
 
