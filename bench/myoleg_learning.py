@@ -65,6 +65,7 @@ PUBLISHED = ROOT / "bench" / "data" / "deprl_myolegwalk_curve.csv"
 OUT = ROOT / "bench_runs" / "myoleg_learning"
 FULL_LENGTH = 1000  # myoLegWalk-v0's max_episode_steps: an episode that long did not fall
 RANDOM_STARTS = 20  # test episodes of the final checkpoint from random starts
+POLL_S = 60  # seconds between looks at a running run (its logs copied, the stop rule checked)
 CONFIG = "configs/dep_mpo_myolegwalk.yaml"
 PROTOCOL = [
     "--data.init_args.env.make_kwargs", '{"reset_type": "init"}',
@@ -165,7 +166,7 @@ def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
     process = subprocess.Popen(args, cwd=ROOT, start_new_session=True)  # its env workers in its group
     stopped_at = None
     while process.poll() is None:
-        time.sleep(60)
+        time.sleep(POLL_S)
         keep_logs(directory, results)
         stop = stop_step(epochs(directory, budget.epoch), budget) if budget.after_full_length else None
         logged = stop is not None and "test" in epochs(directory, budget.epoch).get(stop, {})
@@ -189,15 +190,16 @@ def evaluate(out: Path, variant: str, seed: int, figure_dir: Path) -> None:
     ``random_starts.json``, and one test episode as a video (``<figure_dir>/<name>_<steps>.mp4``) with
     a strip of its frames (``.png``). Each is done once (kept in ``bench/results/``)."""
     directory, results = run_dir(out, variant, seed), run_dir(RESULTS / out.name, variant, seed)
+    steps = json.loads((directory / "result.json").read_text())["stopped_at"]
+    checkpoint = directory / "checkpoints" / f"step={steps}.ckpt"  # the run may have gone on until it was stopped
     base = [sys.executable, "-m", "lit_rl", "test", "--config", str(directory / "config.yaml"),
-            "--ckpt_path", str(directory / "checkpoints" / "last.ckpt"), "--trainer.logger", "false",
+            "--ckpt_path", str(checkpoint), "--trainer.logger", "false",
             "--trainer.enable_progress_bar", "false"]  # fmt: skip
     if not (results / "random_starts.json").is_file():
         random_starts = ["--data.init_args.env.make_kwargs", '{"reset_type": "random"}',
                          "--data.init_args.test_episodes", str(RANDOM_STARTS)]  # fmt: skip
         subprocess.run([*base, *random_starts], cwd=ROOT, check=True)
         shutil.copyfile(newest(directory / "eval", "test_*/metrics.json"), results / "random_starts.json")
-    steps = json.loads((directory / "result.json").read_text())["stopped_at"]
     video = figure_dir / f"{out.name}_{steps}.mp4"
     if not video.is_file():
         subprocess.run([*base, "--data.init_args.record_video", "true", "--data.init_args.test_episodes", "1"],
