@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/ddpg_pendulum.yaml
 TORCH := torch==2.13.0
 
-.PHONY: train test test-all lint format bench bench-quick bench-learning deprl-fixture deprl-golden bench-deprl clean osmesa
+.PHONY: train test test-all lint format bench bench-quick bench-learning bench-walk deprl-fixture deprl-golden bench-deprl clean osmesa
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -59,6 +59,14 @@ bench-quick: $(VENV)/.installed
 # (bench/myoleg_learning.py; finished runs are kept and skipped when it is started again).
 bench-learning: $(VENV)/.installed
 	$(PY) bench/myoleg_learning.py
+
+# The walk: deprl's published myoLegWalk protocol (100 envs as 2 x 50) until 400,000 steps after its first
+# full-length test episode (or 10 M), run outside the checkout in WALK_DIR; started again, it resumes.
+# About 6 hours on 2 cores when alone; its logs go to bench/results/myoleg_walk/ every minute.
+WALK_DIR ?= $(HOME)/lit_rl_runs/myoleg_walk
+bench-walk: $(VENV)/.installed osmesa
+	$(PY) bench/myoleg_learning.py --runs dep_mpo:0 --steps 10000000 --save 200000 --parallel 2 --sequential 50 \
+		--after_full_length 400000 --out $(WALK_DIR) --section myoleg-walk-table
 
 # deprl itself (python -m deprl.main, in a throwaway venv with the MyoSuite 3 shim) and lit_rl side by side
 # on myoLegWalk-v0 (bench/deprl_side_by_side.py): several hours on 2 cores; interrupted runs resume.
