@@ -13,11 +13,19 @@ saves every 200,000 steps. deprl on MyoSuite 3 passes its [-1, 1] actions to the
 them to [0, 1]: lit_rl runs with ``muscle_sigmoid: false``, the same mapping. Both sides run in
 float32 (deprl has no mixed precision); lit_rl in bf16-mixed is a row of its own.
 
+Test episodes follow deprl's protocol on both sides: deprl seeds its test env once and continues
+its generator, so every epoch's 10 test episodes start from new states; lit_rl runs with
+``test_seeds: continued``, the same.
+
 Each run (``OUT/<side>_seed<seed>``: the command's output and ``result.json``; deprl's own files in
 ``OUT/deprl_runs/deprl_seed<seed>/<date>/``) resumes with its own program's resume (deprl: ``resume: 1``
 and ``full_save``; lit_rl: ``last.ckpt``) when the script is started again; a finished run (its
-``result.json``) is skipped. ``--report`` only rewrites the ``deprl-side-by-side`` section of
-BENCHMARKS.md from what is there.
+``result.json``) is skipped. A finished run's per-epoch logs (lit_rl's ``metrics.csv``, deprl's own
+``log.csv``) and ``result.json`` (wall time, and the machine's load average while it ran: a run
+that shared the cores is marked, and the speed ratio is given over the runs that did not) are
+copied to ``bench/results/<OUT's name>/<side>_seed<seed>/``, committed; the tables are drawn from
+those copies, and ``--report`` only rewrites the ``deprl-side-by-side`` section of BENCHMARKS.md
+from them.
 
     python bench/deprl_side_by_side.py [--deprl-source URL_OR_TARBALL] [--runs deprl:0 lit_rl:0 ...]
 """
@@ -28,6 +36,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -37,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from myoleg_learning import epochs, fmt, read_rows
-from summary import ROOT, machine_line, rewrite_section
+from summary import RESULTS, ROOT, LoadSampler, keep_logs, machine_line, rewrite_section
 
 from lit_rl.commands.stats import interval_text, iqm_interval
 
@@ -104,8 +113,9 @@ def deprl_log(directory: Path) -> Path | None:
 
 
 def deprl_epochs(directory: Path) -> dict[int, dict[str, float]]:
-    """Per epoch end (env steps): deprl's mean train and test episode lengths and env steps/s."""
-    log = deprl_log(directory)
+    """Per epoch end (env steps): deprl's mean train and test episode lengths and env steps/s, from
+    the ``log.csv`` in ``directory`` (the copy in bench/results) or else deprl's own."""
+    log = directory / "log.csv" if (directory / "log.csv").is_file() else deprl_log(directory)
     if log is None:
         return {}
 
@@ -140,6 +150,7 @@ def lit_rl_command(protocol: Protocol, seed: int, out: Path, name: str, precisio
         "--data.init_args.replay.steps_before_batches", str(p.warmup),
         "--data.init_args.total_steps", str(p.steps), "--data.init_args.epoch_steps", str(p.epoch),
         "--data.init_args.save_steps", str(p.save), "--data.init_args.test_episodes", str(p.test_episodes),
+        "--data.init_args.test_seeds", "continued",  # deprl's test starts: seeded once, then new each epoch
         "--seed_everything", str(seed), "--trainer.precision", precision,
         "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.enable_progress_bar", "false",
         "--working_dir", str(out), "--name", name,
@@ -158,6 +169,7 @@ def train(out: Path, side: str, seed: int, protocol: Protocol, source: str) -> N
     name = f"{side}_seed{seed}"
     directory = out / name
     if (directory / "result.json").is_file():
+        keep(out, name)
         print(f"{name}: done already", flush=True)
         return
     directory.mkdir(parents=True, exist_ok=True)
@@ -172,7 +184,7 @@ def train(out: Path, side: str, seed: int, protocol: Protocol, source: str) -> N
         env = dict(os.environ)
     print(f"{name}: {' '.join(args)}", flush=True)
     start = time.perf_counter()
-    with open(directory / "output.log", "a") as output:
+    with open(directory / "output.log", "a") as output, LoadSampler() as load:
         subprocess.run(args, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, check=True)
     wall = directory / "wall_s.json"  # per segment: a resumed run has several
     segments = [*(json.loads(wall.read_text()) if wall.is_file() else []), time.perf_counter() - start]
@@ -180,8 +192,20 @@ def train(out: Path, side: str, seed: int, protocol: Protocol, source: str) -> N
     steps = reached(side, directory, protocol)
     if steps < protocol.steps:  # deprl's trainer logs an exception and exits 0
         raise RuntimeError(f"{name} stopped at {steps:,} env steps of {protocol.steps:,}: see {directory}/output.log")
-    result = {"side": side, "seed": seed, **asdict(protocol), "wall_s": sum(segments), "segments": len(segments)}
+    result = {"side": side, "seed": seed, **asdict(protocol), "wall_s": sum(segments), "segments": len(segments),
+              **load.record(own=protocol.parallel + 1)}  # fmt: skip
     (directory / "result.json").write_text(json.dumps(result))
+    keep(out, name)
+
+
+def keep(out: Path, name: str) -> None:
+    """A run's per-epoch logs into bench/results/<out name>/<name>/: lit_rl's metrics.csv, deprl's
+    own log.csv, and result.json (wall time, machine load)."""
+    results = RESULTS / out.name / name
+    keep_logs(out / name, results)
+    log = deprl_log(out / name)
+    if log is not None:
+        shutil.copyfile(log, results / "log.csv")
 
 
 # ----------------------------------------------------------------------------------- report
@@ -224,13 +248,15 @@ def report(out: Path, runs: list[tuple[str, int]], protocol: Protocol) -> str:
         lines.append("")
     lines += ["**Speed**: env steps/s per epoch (evaluation included), the median over the DEP-only and over the "
               "learning epochs (robust to an epoch slowed by another job on the machine) and the mean; wall time of "
-              "the run:", "",
+              "the run; the highest 1-minute load average seen during it (the run itself keeps about "
+              f"{protocol.parallel + 1} processes busy; more means it shared the machine):", "",
               "| run | DEP-only epochs: median | learning epochs: median | learning epochs: mean | per epoch | "
-              "wall time (min) |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+              "wall time (min) | highest load |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
     learning = [p for p in points if p > protocol.warmup]
     warmup = [p for p in points if p <= protocol.warmup]
-    rates: dict[str, list[float]] = {}
+    rates: dict[str, list[float]] = {}  # per side, each run's median
+    alone: dict[str, list[float]] = {}  # the same, of the runs that did not share the machine
     for s in sides:
         for seed in seeds[s]:
             rows = data[(s, seed)]
@@ -238,23 +264,29 @@ def report(out: Path, runs: list[tuple[str, int]], protocol: Protocol) -> str:
             def epoch_rates(ps, rows=rows):
                 return [rows[p]["steps_per_s"] for p in ps if rows.get(p, {}).get("steps_per_s")]
 
-            wall = json.loads((out / f"{s}_seed{seed}" / "result.json").read_text())["wall_s"] / 60
+            result = json.loads((out / f"{s}_seed{seed}" / "result.json").read_text())
             learned = epoch_rates(learning)
             median = float(np.median(learned)) if learned else None
             if median is not None:
                 rates.setdefault(s, []).append(median)
+                if result.get("shared") is False:
+                    alone.setdefault(s, []).append(median)
             every = ", ".join(f"{r:.0f}" for r in epoch_rates(points))
             dep_only = epoch_rates(warmup)
+            load = fmt(result.get("load_max")) + (" (shared)" if result.get("shared") else "")
             lines.append(
                 f"| {SIDES[s][0]}, seed {seed} | {fmt(np.median(dep_only) if dep_only else None, 0)} | {fmt(median, 0)}"
-                f" | {fmt(np.mean(learned) if learned else None, 0)} | {every} | {wall:.0f} |"
+                f" | {fmt(np.mean(learned) if learned else None, 0)} | {every} | {result['wall_s'] / 60:.0f} | {load} |"
             )
-    if "deprl" in rates:
-        base = float(np.mean(rates["deprl"]))
+    for label, medians in (("runs that had the machine to themselves", alone), ("all runs", rates)):
+        if "deprl" not in medians:
+            continue
+        base = float(np.mean(medians["deprl"]))
         for s in sides:
-            if s != "deprl" and s in rates:
-                ratio = float(np.mean(rates[s])) / base
-                lines += ["", f"{SIDES[s][0]} / deprl, median env steps/s in the learning epochs: **{ratio:.2f}x**"]
+            if s != "deprl" and s in medians:
+                ratio = float(np.mean(medians[s])) / base
+                lines += ["", f"{SIDES[s][0]} / deprl, median env steps/s in the learning epochs, {label}: "
+                              f"**{ratio:.2f}x**"]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -277,7 +309,7 @@ def main() -> None:
     if not args.report:
         for side, seed in runs:
             train(args.out.resolve(), side, seed, protocol, args.deprl_source)
-    text = report(args.out, runs, protocol)
+    text = report(RESULTS / args.out.name, runs, protocol)
     print(text)
     if args.section != "none":
         rewrite_section(args.section, text)

@@ -10,6 +10,7 @@ import platform
 import re
 import shutil
 import statistics
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -149,3 +150,33 @@ def segment_order(path: Path) -> int:
     """The order of a CSVLogger segment: ``N`` of its ``version_N`` folder (0 when there is none)."""
     match = re.search(r"version_(\d+)", str(path))
     return int(match.group(1)) if match else 0
+
+
+class LoadSampler:
+    """Samples the machine's 1-minute load average every ``every`` seconds while a run goes on (a
+    thread), to tell a run that had the cores to itself from one that shared them: ``shared(own)``
+    when the load went over the run's own ``own`` busy processes by more than one."""
+
+    def __init__(self, every: float = 30.0):
+        self.every, self.samples = every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def record(self, own: int) -> dict:
+        """For a run's result.json: the median and highest load seen, and whether the run shared the machine."""
+        if not self.samples:
+            return {}
+        high = max(self.samples)
+        return {"load_median": statistics.median(self.samples), "load_max": high, "shared": high > own + 1}
