@@ -1,8 +1,12 @@
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from lit_rl.envs import ActionMap, EnvConfig, SequentialEnvs, make_env
+from lit_rl.envs import ActionMap, EnvConfig, EnvUnsupported, SequentialEnvs, make_env, probe_env
+from tests.conftest import ROOT, SMOKE, cli_env
 
 
 def test_unknown_env_id_names_it_and_the_closest_ids():
@@ -78,3 +82,84 @@ def test_myosuite_env_from_config():
     step = envs.step(np.full((1, 80), 0.5, np.float32))
     assert np.isfinite(step.next_observations).all()
     envs.close()
+
+
+# What cannot be trained is refused when fit starts, in one line that says why and what to do (issue 30).
+
+
+@pytest.mark.parametrize(
+    ("env_id", "shown"),
+    [("CartPole-v1", "its action space is Discrete(2)"), ("Blackjack-v1", "its observation space is Tuple(")],
+)
+def test_spaces_that_are_not_box_are_refused_in_one_line(env_id, shown):
+    with pytest.raises(EnvUnsupported) as refused:
+        probe_env(EnvConfig(id=env_id))
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"env {env_id}: lit_rl trains on Box") and shown in message
+
+
+def test_an_env_that_fails_to_be_made_or_reset_is_refused_with_its_error_and_how_to_see_it():
+    with pytest.raises(EnvUnsupported) as refused:
+        probe_env(EnvConfig(id="Pendulum-v1", make_kwargs={"not_a_kwarg": 1}))
+    message = str(refused.value)
+    assert message.startswith("env Pendulum-v1 cannot be made here (TypeError: ") and "not_a_kwarg" in message
+    assert "python -c \"import gymnasium as gym; gym.make('Pendulum-v1').reset()\"" in message and "\n" not in message
+    faulty = EnvConfig(id="FaultyPendulum-v0", make_kwargs={"reset_raises_at": 1}, imports=["tests.faulty_envs"])
+    with pytest.raises(EnvUnsupported, match=r"^env FaultyPendulum-v0 cannot be reset here \(RuntimeError: simulated"):
+        probe_env(faulty)
+
+
+def fit_smoke(tmp_path, *extra: str, environment: dict | None = None) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "lit_rl", "fit", "--config", str(SMOKE), "--working_dir", str(tmp_path)]
+    args += ["--trainer.logger", "false", *extra]
+    return subprocess.run(args, cwd=ROOT, env={**cli_env(), **(environment or {})}, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def test_fit_refuses_spaces_that_are_not_box_in_one_line(tmp_path):
+    result = fit_smoke(tmp_path, "--data.init_args.env.id", "CartPole-v1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [
+        "lit_rl: error: env CartPole-v1: lit_rl trains on Box (continuous) observation and action spaces, but its "
+        "action space is Discrete(2); wrap it into a Box space in an env of your own (gymnasium.wrappers."
+        "FlattenObservation for a Dict observation), or choose a task with Box spaces"
+    ]
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_network_error_is_told_as_a_download_that_failed():
+    """What ``env_failure`` says of an env that raised a real network error (a refused connection)."""
+    import urllib.error
+    import urllib.request
+
+    from lit_rl.envs.make import env_failure
+
+    with pytest.raises(urllib.error.URLError) as raised:
+        urllib.request.urlopen("http://127.0.0.1:9/motion.npz", timeout=5)
+    message = str(env_failure(EnvConfig(id="myoFullBodyDirectional-v0"), "reset", raised.value))
+    assert message.startswith("env myoFullBodyDirectional-v0 cannot be reset here (URLError: ")
+    assert "it downloads data when it is made or reset, and the server cannot be reached from here" in message
+
+
+@pytest.mark.slow  # the full body takes 20-60 s to build; the two tests above cover the same code
+def test_fit_refuses_an_env_that_downloads_when_there_is_no_network_in_one_line(tmp_path):
+    """myoFullBodyDirectional-v0 fetches motion data from the Hugging Face hub when it is made
+    (HF_HUB_OFFLINE=1 makes "no network" certain here): exit status 2, one line, nothing written."""
+    result = fit_smoke(tmp_path, "--data.init_args.env.id", "myoFullBodyDirectional-v0",
+                       "--data.init_args.env.imports", "[myosuite]", environment={"HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("lit_rl: error:")]
+    assert len(errors) == 1 and errors[0].startswith("lit_rl: error: env myoFullBodyDirectional-v0 cannot be made")
+    assert "downloads data" in errors[0] and "network" in errors[0]
+    assert not any(tmp_path.iterdir())
+
+
+def test_fit_refuses_dep_on_an_env_without_muscle_states_before_a_step(tmp_path):
+    """The refusal names the mode, the env and the way out; nothing is trained or saved. (Its line
+    ends a traceback until the CLI prints ``EnvUnsupported`` from ``setup`` as its one-line error.)"""
+    result = fit_smoke(tmp_path, "--model.init_args.dep_mode", "1")
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "dep_mode 1: Pendulum-v1 has no actuator data" in last and "--model.init_args.dep_mode 0" in last, last
+    assert not list(tmp_path.rglob("*.ckpt"))

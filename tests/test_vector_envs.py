@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lit_rl.envs import EnvConfig, MuscleState, ParallelEnvs, SequentialEnvs, make_vector_envs
+from lit_rl.envs import EnvConfig, EnvUnsupported, MuscleState, ParallelEnvs, SequentialEnvs, make_vector_envs
 
 PENDULUM = EnvConfig(id="Pendulum-v1", make_kwargs={"max_episode_steps": 5})
 FAULTY = EnvConfig(id="FaultyPendulum-v0", imports=["tests.faulty_envs"])
@@ -61,7 +61,7 @@ def test_muscle_states_from_myosuite_and_a_clear_error_without_actuators():
     step = envs.step(np.full((1, 80), 0.3, np.float32))
     assert step.muscle_states.shape == (1, 80) and np.isfinite(step.muscle_states).all()
     envs.close()
-    with pytest.raises(TypeError, match="no actuator data"):
+    with pytest.raises(EnvUnsupported, match="no actuator data"):
         SequentialEnvs(PENDULUM, num_envs=1, seed=0, muscle_states=True)
 
 

@@ -94,10 +94,18 @@ class ActingConfig:
 class Actor:
     """Chooses the actions of one process's envs around ``policy``. Its state (DEP's, the action
     noise's) is this rank's and is checkpointed with the envs it acts in (``state_dict``).
-    The test episodes' DEP controller (mode 4) is kept across evaluations, not checkpointed."""
+    The test episodes' DEP controller (mode 4) is kept across evaluations, not checkpointed.
 
-    def __init__(self, policy: Policy):
+    ``dep_action_dims``: on a body that mixes muscles with other actuators (motors, a prosthesis),
+    the action dims DEP's outputs go to, one per muscle state (``lit_rl.envs.DEPLayout``); in
+    DEP's steps the other dims get the actions the policy side chooses (``explore``, with the
+    warm-up, noise and epsilon-greedy exploration around it), and in mode 4's test episodes the
+    greedy policy's. None: DEP drives every action dim (a body of muscles only; DEP's steps then
+    never call the policy, exactly as before)."""
+
+    def __init__(self, policy: Policy, dep_action_dims: list[int] | tuple[int, ...] | None = None):
         self.policy = policy
+        self.dep_action_dims = None if dep_action_dims is None else torch.as_tensor(dep_action_dims, dtype=torch.long)
         self.config: ActingConfig = policy.acting
         config = self.config
         self.noise = None
@@ -128,10 +136,11 @@ class Actor:
         return self.config.evaluates_with_muscle_states
 
     def act(self, observations: torch.Tensor, context: RolloutContext) -> torch.Tensor:
-        """Training actions ``[E, A]``: DEP's, as the switching mode decides, or uniform random
-        ones during the warm-up, or the policy's ``explore`` with the action noise and
-        epsilon-greedy exploration. Whatever is returned is executed and stored in the replay.
-        The observations are recorded for the policy's normaliser first."""
+        """Training actions ``[E, A]``: DEP's, as the switching mode decides (on a mixed body, DEP's
+        on the muscles' dims and the policy side's on the others), or uniform random ones during
+        the warm-up, or the policy's ``explore`` with the action noise and epsilon-greedy
+        exploration. Whatever is returned is executed and stored in the replay. The observations
+        are recorded for the policy's normaliser first."""
         policy, config = self.policy, self.config
         if policy.normalizer is not None:
             policy.normalizer.record(observations)
@@ -143,7 +152,21 @@ class Actor:
             decision = self.dep_switch.step(context.env_steps, context.episodes)
             dep_actions = self.dep.step(context.muscle_states) if decision.step_dep else None
             if decision.dep_acts:
-                return dep_actions.to(observations.dtype)
+                if self.dep_action_dims is None:
+                    return dep_actions.to(observations.dtype)
+                return self._with_dep(self._policy_side(observations, context), dep_actions)
+        return self._policy_side(observations, context)
+
+    def _with_dep(self, actions: torch.Tensor, dep_actions: torch.Tensor) -> torch.Tensor:
+        """``actions`` with DEP's actions in the muscles' dims (``dep_action_dims``)."""
+        dims = self.dep_action_dims.to(actions.device)
+        actions[:, dims] = dep_actions.to(device=actions.device, dtype=actions.dtype)
+        return actions
+
+    def _policy_side(self, observations: torch.Tensor, context: RolloutContext) -> torch.Tensor:
+        """The actions when DEP does not act: the warm-up's, or ``explore``'s with noise and
+        epsilon-greedy exploration."""
+        policy, config = self.policy, self.config
         if context.env_steps < config.random_steps:
             return self.uniform_actions(observations.shape[0])
         actions = policy.explore(observations, context.env_steps, context.episode_starts)
@@ -168,14 +191,19 @@ class Actor:
             return self.policy.act_greedy(observations)
         if self._test_dep is None:
             self._test_dep = DEPController(1, muscle_states.shape[1], self.config.dep, device=self.device)
-        return self._test_dep.step(muscle_states).to(observations.dtype)
+        dep_actions = self._test_dep.step(muscle_states)
+        if self.dep_action_dims is None:
+            return dep_actions.to(observations.dtype)
+        return self._with_dep(self.policy.act_greedy(observations), dep_actions)
 
     def _build_dep(self, num_envs: int, num_muscles: int, steps_before_batches: int) -> None:
         action_dim = self.policy.action_low.shape[0]
-        if num_muscles != action_dim:
+        driven = action_dim if self.dep_action_dims is None else len(self.dep_action_dims)
+        if num_muscles != driven:
+            of = "" if self.dep_action_dims is None else f" (of its {action_dim})"
             raise ValueError(
                 f"DEP drives one action per muscle, but the env has {num_muscles} muscles and "
-                f"{action_dim} action dimensions"
+                f"{driven} action dimensions for them{of}"
             )
         self.dep = DEPController(num_envs, num_muscles, self.config.dep, device=self.device)
         self.dep_switch = DEPSwitch.from_config(self.config.dep_mode, self.config.dep, steps_before_batches)

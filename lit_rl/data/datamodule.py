@@ -266,6 +266,20 @@ class RolloutDataModule(pl.LightningDataModule):
             self.progress, envs, self.replay, self.schedule, self.transitions_per_row, threads, self.energy
         )
 
+    def replay_settings(self, world_size: int) -> dict:
+        """What this run writes its replay files with, ``world_size`` processes each holding its
+        share (``lit_rl.training.resume.REPLAY_SETTINGS``): a resume refuses a replay file written
+        with others (``replay_file_problem``)."""
+        cfg = self.replay_config
+        return {
+            "num_envs": self.num_envs,
+            "observation_size": [self.observation_dim],
+            "action_size": [len(self.action_bounds[0])],
+            "rows": cfg.size // world_size // self.num_envs,
+            "return_steps": cfg.return_steps,
+            "discount": cfg.discount,
+        }
+
     def env_problem(self, policy: Policy) -> str | None:
         """Why the env cannot be trained with ``policy``'s acting (DEP on a body without muscle
         states), as a one-line refusal; None: it can. ``setup`` raises it (``EnvUnsupported``)

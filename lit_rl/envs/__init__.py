@@ -1,11 +1,15 @@
 from lit_rl.envs.faults import guarded_step
-from lit_rl.envs.make import ActionMap, EnvConfig, make_env
-from lit_rl.envs.muscles import MuscleState
+from lit_rl.envs.make import ActionMap, EnvConfig, EnvUnsupported, make_env
+from lit_rl.envs.muscles import DEPLayout, MuscleState
+from lit_rl.envs.probe import EnvProbe, probe_env
 from lit_rl.envs.vector import ParallelEnvs, SequentialEnvs, Step, VectorEnvs, make_vector_envs
 
 __all__ = [
     "ActionMap",
+    "DEPLayout",
     "EnvConfig",
+    "EnvProbe",
+    "EnvUnsupported",
     "MuscleState",
     "ParallelEnvs",
     "SequentialEnvs",
@@ -14,4 +18,5 @@ __all__ = [
     "guarded_step",
     "make_env",
     "make_vector_envs",
+    "probe_env",
 ]

@@ -66,13 +66,72 @@ def import_env_modules(modules: list[str]) -> None:
             ) from error
 
 
+class EnvUnsupported(ValueError):
+    """An env lit_rl cannot train on, found before training starts: the message is one line that
+    says why and what to do (``python -m lit_rl fit`` prints it as its error)."""
+
+
+# Exception classes (in an error's chain) that mean the env tried to reach a server: MyoSuite's
+# motion-data tasks download from the Hugging Face hub when they are made or reset.
+NETWORK_ERRORS = ("ConnectError", "ConnectionError", "LocalEntryNotFoundError", "HTTPError", "URLError", "gaierror",
+                  "ConnectTimeout", "OfflineModeIsEnabled")  # fmt: skip
+
+
+def _needs_network(error: BaseException) -> bool:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if any(klass.__name__ in NETWORK_ERRORS for klass in type(error).__mro__):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def env_failure(config: EnvConfig, doing: str, error: BaseException) -> EnvUnsupported:
+    """The one-line ``EnvUnsupported`` for an env that raised ``error`` while being ``doing``
+    (``made``, ``reset``): the error's first line and what to do."""
+    text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    text = f"{type(error).__name__}: {text[:240]}" if text else type(error).__name__
+    if _needs_network(error):
+        hint = (
+            "it downloads data when it is made or reset, and the server cannot be reached from here: make it once "
+            "on a machine with network access (the download is cached), or train another env"
+        )
+    else:
+        imports = "".join(f", {name}" for name in config.imports)
+        command = f"import gymnasium as gym{imports}; gym.make('{config.id}').reset()"
+        hint = f'to see the whole error: python -c "{command}"'
+    return EnvUnsupported(f"env {config.id} cannot be {doing} here ({text}); {hint}")
+
+
+def check_spaces(env_id: str, env: gym.Env) -> None:
+    """lit_rl's algorithms observe and act in Box (continuous vector) spaces; anything else is
+    refused in one line."""
+    for which, space in (("observation", env.observation_space), ("action", env.action_space)):
+        if not isinstance(space, gym.spaces.Box):
+            shown = " ".join(str(space).split())
+            shown = shown if len(shown) <= 120 else shown[:117] + "..."
+            multi = isinstance(space, gym.spaces.Dict) and which == "action"
+            hint = (
+                "it is a multi-agent env (an action per agent), and lit_rl trains one agent: choose a single-agent task"
+                if multi
+                else "wrap it into a Box space in an env of your own (gymnasium.wrappers.FlattenObservation for a "
+                "Dict observation), or choose a task with Box spaces"
+            )
+            raise EnvUnsupported(
+                f"env {env_id}: lit_rl trains on Box (continuous) observation and action spaces, but its {which} "
+                f"space is {shown}; {hint}"
+            )
+
+
 def make_env(config: EnvConfig) -> gym.Env:
-    """Make one env: imports, ``gym.make`` with the extra kwargs, then ``env_args``."""
+    """Make one env: imports, ``gym.make`` with the extra kwargs, then ``env_args``. An env that
+    cannot be made here, or whose spaces are not Box, raises ``EnvUnsupported`` (one line)."""
     import_env_modules(config.imports)
     if config.id in gym.registry:
-        env = gym.make(config.id, **config.make_kwargs)
+        make = lambda: gym.make(config.id, **config.make_kwargs)  # noqa: E731
     elif config.id in (old_ids := legacy_ids()):
-        env = make_legacy(config.id, config.make_kwargs)
+        make = lambda: make_legacy(config.id, config.make_kwargs)  # noqa: E731
     else:
         close = difflib.get_close_matches(config.id, [*gym.registry, *old_ids], n=5, cutoff=0.5)
         hint = f" Closest registered ids: {', '.join(close)}." if close else ""
@@ -80,8 +139,17 @@ def make_env(config: EnvConfig) -> gym.Env:
             f"Unknown environment id {config.id!r}.{hint} "
             "If it is registered by a package, list that package under `imports`."
         )
-    if not isinstance(env.action_space, gym.spaces.Box):
-        raise TypeError(f"{config.id}: lit_rl needs a Box action space, got {env.action_space}")
+    try:
+        env = make()
+    except (gym.error.Error, ImportError):  # one line already (the CLI prints them as its error)
+        raise
+    except Exception as error:  # noqa: BLE001 - whatever the env's constructor raised: one line, the cause chained
+        raise env_failure(config, "made", error) from error
+    try:
+        check_spaces(config.id, env)
+    except EnvUnsupported:
+        env.close()
+        raise
     for key, value in config.env_args.items():
         if not hasattr(env.unwrapped, key):
             raise AttributeError(f"{config.id}: env_args key {key!r} is not an attribute of the env")

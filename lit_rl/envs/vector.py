@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lit_rl.envs.group import MAX_RESET_TRIES, REPLACEMENT_SEED_STRIDE, EnvGroup, allocate, views
-from lit_rl.envs.make import ActionMap, EnvConfig, make_env
+from lit_rl.envs.make import ActionMap, EnvConfig, EnvUnsupported
 from lit_rl.envs.muscles import MuscleState
+from lit_rl.envs.probe import EnvProbe, probe_env
 from lit_rl.envs.workers import MAX_WORKER_RESTARTS, Command, WorkerLost, WorkerPool
 
 __all__ = [  # and, for code that imported them from here before they moved: the names above
@@ -64,21 +65,30 @@ class VectorEnvs:
     ``step_wait``, to work while worker processes step), spaces, RNG states, and the envs' full
     states for a checkpoint (``env_states`` / ``load_env_states``)."""
 
-    def __init__(self, config: EnvConfig, parallel: int, sequential: int, seed: int, muscle_states: bool = False):
+    def __init__(
+        self,
+        config: EnvConfig,
+        parallel: int,
+        sequential: int,
+        seed: int,
+        muscle_states: bool = False,
+        probe: EnvProbe | None = None,
+    ):
         if parallel < 1 or sequential < 1:
             raise ValueError(f"parallel and sequential must be >= 1, got {parallel} and {sequential}")
         self.parallel, self.sequential = parallel, sequential
         self.num_envs = parallel * sequential
         self.seed = seed
-        probe = make_env(config)
+        probe = probe if probe is not None else probe_env(config, seed)  # the caller's, or one env made here
         self.observation_space = probe.observation_space
         self.action_space = ActionMap(probe.action_space, config).agent_space
-        self.obs_dim = int(np.prod(probe.observation_space.shape))
+        self.obs_dim = probe.observation_dim
+        self.dep_layout = probe.dep  # where DEP reads and acts (muscles and their action dims)
         self.num_muscles = 0
         if muscle_states:
-            probe.reset(seed=seed)
-            self.num_muscles = len(MuscleState.read(probe)[0])
-        probe.close()
+            if probe.dep.problem is not None:
+                raise EnvUnsupported(probe.dep.problem)
+            self.num_muscles = probe.dep.muscles
         self.with_muscles = muscle_states
         self._faults_seen = 0
         self._warned_unsupported = False
@@ -145,8 +155,9 @@ class SequentialEnvs(VectorEnvs):
         muscle_states: bool = False,
         force_scale: float = 0.0,
         terminal_muscle_range: bool = False,
+        probe: EnvProbe | None = None,
     ):
-        super().__init__(config, 1, num_envs, seed, muscle_states)
+        super().__init__(config, 1, num_envs, seed, muscle_states, probe)
         self.arrays = allocate(num_envs, self.obs_dim, self.action_space.shape[0], self.num_muscles, shared=False)
         self.group = EnvGroup(config, self.seeds(0), self.arrays, 0, muscle_states, force_scale, terminal_muscle_range)
 
@@ -205,8 +216,9 @@ class ParallelEnvs(VectorEnvs):
         force_scale: float = 0.0,
         worker_timeout: float = 60.0,
         terminal_muscle_range: bool = False,
+        probe: EnvProbe | None = None,
     ):
-        super().__init__(config, parallel, sequential, seed, muscle_states)
+        super().__init__(config, parallel, sequential, seed, muscle_states, probe)
         if worker_timeout <= 0:
             raise ValueError(f"worker_timeout must be > 0 seconds, got {worker_timeout}")
         self.config, self.force_scale, self.worker_timeout = config, force_scale, worker_timeout
@@ -315,12 +327,14 @@ def make_vector_envs(
     force_scale: float = 0.0,
     worker_timeout: float = 60.0,
     terminal_muscle_range: bool = False,
+    probe: EnvProbe | None = None,
 ) -> VectorEnvs:
     """``terminal_muscle_range``: an episode's final muscle state also enters the running range
     that normalises DEP's input, as deprl's ``Sequential`` reads it (off: only the states acted
-    on)."""
+    on). ``probe``: the env's ``EnvProbe`` when the caller has one (saves making an env; some
+    MyoSuite tasks take most of a minute to make)."""
     if parallel == 1:
-        return SequentialEnvs(config, sequential, seed, muscle_states, force_scale, terminal_muscle_range)
+        return SequentialEnvs(config, sequential, seed, muscle_states, force_scale, terminal_muscle_range, probe)
     return ParallelEnvs(
-        config, parallel, sequential, seed, muscle_states, force_scale, worker_timeout, terminal_muscle_range
+        config, parallel, sequential, seed, muscle_states, force_scale, worker_timeout, terminal_muscle_range, probe
     )
