@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/ddpg_pendulum.yaml
 TORCH := torch==2.13.0
 
-.PHONY: train test test-all lint format bench bench-quick bench-learning bench-walk deprl-fixture deprl-golden bench-deprl clean osmesa
+.PHONY: train test test-all lint format bench bench-quick bench-learning bench-walk deprl-fixture deprl-golden bench-deprl myosuite-tasks clean osmesa
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -73,6 +73,12 @@ bench-walk: $(VENV)/.installed osmesa
 # DEPRL_SOURCE as for deprl-golden, e.g. make bench-deprl DEPRL_SOURCE=../shared/reference/deprl-790df86.tar.gz
 bench-deprl: $(VENV)/.installed
 	$(PY) bench/deprl_side_by_side.py --deprl-source $(DEPRL_SOURCE)
+
+# docs/myosuite_tasks.md, the compatibility table: every env id MyoSuite registers through lit_rl's env path
+# (bench/myosuite_tasks.py), each in a process of its own with about 1 s of random-action stepping: about an hour
+# on 2 cores (TableTennis alone takes 45 s to make). NOTE="..." adds a sentence to its header (what shared the machine).
+myosuite-tasks: $(VENV)/.installed
+	OMP_NUM_THREADS=1 $(PY) bench/myosuite_tasks.py --out docs/myosuite_tasks.md --note "$(NOTE)"
 
 # Regenerates tests/fixtures/deprl_dep/deprl_dep.npz: deprl 0.3.2's own DEP on recorded muscle states.
 # deprl needs gym 0.13 and numpy < 2, so it gets a throwaway venv of its own.
