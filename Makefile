@@ -107,5 +107,22 @@ deprl-golden: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(DEPRL_HEAD_VENV)/bin/python tests/fixtures/deprl_head/make_replay_fixture.py \
 		--deprl-source $(DEPRL_HEAD_VENV)/deprl-src
 
+# Regenerate the golden fixtures of tests/test_crossq.py (sb3-contrib's CrossQ) and tests/test_lattice.py (the Lattice
+# reference's distributions, amathislab/lattice 846d02f, which imports stable-baselines3), in one throwaway venv with
+# stable-baselines3 and sb3-contrib pinned. LATTICE_SOURCE: the reference's tarball (or unpacked directory).
+SB3_VENV ?= /tmp/lit_rl_sb3_venv
+SB3_VERSION := 2.9.2
+LATTICE_SOURCE ?= ../shared/reference/lattice-846d02f.tar.gz
+.PHONY: sb3-venv crossq-golden lattice-golden
+sb3-venv:
+	test -x $(SB3_VENV)/bin/python || $(PYTHON) -m venv $(SB3_VENV)
+	# torch first, pinned: an unpinned torch pulls several GB of CUDA packages
+	$(SB3_VENV)/bin/pip install --quiet $(TORCH)
+	$(SB3_VENV)/bin/pip install --quiet stable-baselines3==$(SB3_VERSION) sb3-contrib==$(SB3_VERSION)
+crossq-golden: sb3-venv
+	OMP_NUM_THREADS=1 $(SB3_VENV)/bin/python tests/fixtures/crossq/make_fixture.py
+lattice-golden: sb3-venv
+	OMP_NUM_THREADS=1 $(SB3_VENV)/bin/python tests/fixtures/lattice/make_fixture.py --lattice-source $(LATTICE_SOURCE)
+
 clean:
 	rm -rf runs bench_runs .pytest_cache .ruff_cache

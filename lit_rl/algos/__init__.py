@@ -12,9 +12,11 @@ for _module in pkgutil.iter_modules(__path__):
 
 
 def algorithms() -> dict[str, type[OffPolicyAlgorithm]]:
-    """The algorithms of this package by class name, in module order (others registered from
-    elsewhere, e.g. a test's, are left out)."""
-    return {cls.__name__: cls for path, cls in ALGORITHMS.items() if path.startswith(f"{__name__}.")}
+    """The algorithms of this package by class name, in module order (alphabetical, whichever
+    module imported which first; others registered from elsewhere, e.g. a test's, are left out)."""
+    ours = [(path.rpartition(".")[0], i, cls) for i, (path, cls) in enumerate(ALGORITHMS.items())]
+    ours = sorted(entry for entry in ours if entry[0].startswith(f"{__name__}."))
+    return {cls.__name__: cls for _, _, cls in ours}
 
 
 globals().update(algorithms())

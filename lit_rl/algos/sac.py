@@ -14,36 +14,101 @@ from torch import nn
 from lit_rl.acting import DEPConfig
 from lit_rl.algos.base import OffPolicyAlgorithm, PolyakTargets, adam
 from lit_rl.contract import Batch
-from lit_rl.nets import mlp
+from lit_rl.nets import ACTIVATIONS, full_precision, mlp
+from lit_rl.nets.lattice import LatticeActor, LatticeConfig, LatticeHead, tanh_log_det
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class SquashedGaussianActor(nn.Module):
-    """Observation -> MLP -> mean and log-std of ``u``; the action is ``tanh(u)`` in [-1, 1]."""
+    """``net``: observation -> mean and log-std of ``u`` (``2 * action_dim`` outputs); the action is
+    ``tanh(u)`` in [-1, 1]."""
 
-    def __init__(self, observation_dim: int, action_dim: int, hidden: list[int], activation: str, log_std_min: float,
-                 log_std_max: float):  # fmt: skip
+    def __init__(self, net: nn.Module, log_std_min: float, log_std_max: float):
         super().__init__()
-        self.net = mlp(observation_dim, hidden, 2 * action_dim, activation)
+        self.net = net
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
     def forward(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.net(observations).float().chunk(2, dim=-1)
+        mean, log_std = full_precision(self.net(observations)).chunk(2, dim=-1)
         return mean, log_std.clamp(self.log_std_min, self.log_std_max)
 
-    def sample(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A reparameterised action in [-1, 1] and its log-probability (summed over dimensions)."""
+    def sample(self, observations: torch.Tensor, noise: torch.Tensor | None = None):
+        """A reparameterised action in [-1, 1] and its log-probability (summed over dimensions),
+        ``[B, A]`` and ``[B]``; ``noise``: the standard normal draw (a fresh one when None)."""
         mean, log_std = self(observations)
-        noise = torch.randn_like(mean)
+        noise = torch.randn_like(mean) if noise is None else noise
         u = mean + log_std.exp() * noise
         log_prob = (-0.5 * noise.square() - log_std - LOG_SQRT_2PI).sum(-1)
-        # log |d tanh(u) / du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable for large |u|
-        log_prob = log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
-        return torch.tanh(u), log_prob
+        return torch.tanh(u), log_prob - tanh_log_det(u)
+
+    def explore(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.sample(observations)[0]
+
+    def greedy(self, observations: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self(observations)[0])
+
+    def new_update_noise(self) -> None:
+        pass  # fresh noise for every sample
 
 
-class SAC(OffPolicyAlgorithm):
+POLICY_HEADS = ("gaussian", "lattice")
+
+
+def policy_trunk(observation_dim: int, hidden: list[int], activation: str) -> tuple[nn.Sequential, int]:
+    """The policy's layers up to its last hidden layer (what a head reads) and that layer's size."""
+    if not hidden:
+        return nn.Sequential(), observation_dim
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+    layers = mlp(observation_dim, hidden[:-1], hidden[-1], activation)
+    return nn.Sequential(*layers, ACTIVATIONS[activation]()), hidden[-1]
+
+
+class SquashedPolicy:
+    """What SAC and CrossQ share: a tanh-squashed stochastic policy, its head (``gaussian``, a
+    diagonal Gaussian, or ``lattice``, Lattice exploration's latent noise, ``lit_rl.nets.lattice``)
+    and how it acts. A mixin before ``OffPolicyAlgorithm``."""
+
+    def build_policy(self, trunk: nn.Module, latent_dim: int, policy_head: str, lattice: LatticeConfig | dict | None,
+                     log_std_min: float, log_std_max: float) -> None:  # fmt: skip
+        """``self.actor`` from ``trunk`` (observation -> its last hidden layer, ``latent_dim``
+        features) and the head; refuses a head it does not know, or lattice options without it."""
+        if policy_head not in POLICY_HEADS:
+            raise ValueError(f"policy_head must be one of {list(POLICY_HEADS)}, got {policy_head!r}")
+        if policy_head != "lattice" and lattice is not None:
+            raise ValueError(f"lattice options are given but policy_head is {policy_head!r}: set policy_head: lattice")
+        if policy_head == "lattice":
+            head = LatticeHead(latent_dim, self.action_dim, LatticeConfig.of(lattice), log_std_min, log_std_max)
+            self.actor = LatticeActor(trunk, head)
+        else:
+            net = nn.Sequential(*trunk, nn.Linear(latent_dim, 2 * self.action_dim))
+            self.actor = SquashedGaussianActor(net, log_std_min, log_std_max)
+
+    def policy_sample(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions in the action bounds and their log-probabilities (of the [-1, 1] actions)."""
+        unit, log_prob = self.actor.sample(self.normalize_for_actor(observations))
+        return self.scale_action(unit), log_prob
+
+    def explore(self, observations, env_steps, episode_starts):
+        return self.scale_action(self.actor.explore(self.normalize_for_actor(observations)))
+
+    def act_greedy(self, observations):
+        return self.scale_action(self.actor.greedy(self.normalize_for_actor(observations)))
+
+    def rank_state_dict(self) -> dict:
+        state = super().rank_state_dict()
+        if isinstance(self.actor, LatticeActor):  # each rank's envs' noise matrices
+            state["lattice_acting"] = self.actor.acting_state()
+        return state
+
+    def load_rank_state_dict(self, state: dict) -> None:
+        super().load_rank_state_dict(state)
+        if isinstance(self.actor, LatticeActor) and "lattice_acting" in state:
+            self.actor.load_acting_state(state["lattice_acting"])
+
+
+class SAC(SquashedPolicy, OffPolicyAlgorithm):
     """SAC with twin critics and targets, a learned entropy temperature and a uniform warm-up.
 
     Args:
@@ -58,6 +123,10 @@ class SAC(OffPolicyAlgorithm):
         tau: Polyak rate of the target critics, applied after every batch.
         log_std_min, log_std_max: clamp of the policy's log-std.
         max_grad_norm: clip the actor's and the critics' gradient norm (None: no clipping).
+        policy_head: ``gaussian`` (a diagonal Gaussian, SAC's) or ``lattice`` (Lattice exploration's
+            latent noise, ``lit_rl.nets.lattice``; docs/exploration.md).
+        lattice: Lattice's options (``lit_rl.nets.LatticeConfig``; its defaults when omitted), with
+            ``policy_head: lattice`` only.
         observation_dim, action_bounds, normalize_observations, normalizer_statistics, dep_mode,
             dep, random_steps: see ``OffPolicyAlgorithm``; SAC explores by sampling its policy, after ``random_steps``
             uniform random steps.
@@ -89,13 +158,16 @@ class SAC(OffPolicyAlgorithm):
         dep_mode: int = 0,
         dep: DEPConfig | None = None,
         random_steps: int = 10_000,
+        policy_head: str = "gaussian",
+        lattice: LatticeConfig | None = None,
     ):
         super().__init__(
             observation_dim, action_bounds, normalize_observations=normalize_observations,
             normalizer_statistics=normalizer_statistics, dep_mode=dep_mode, dep=dep, random_steps=random_steps,
         )  # fmt: skip
         obs_dim, act_dim = self.observation_dim, self.action_dim
-        self.actor = SquashedGaussianActor(obs_dim, act_dim, list(actor_hidden), activation, log_std_min, log_std_max)
+        self.build_policy(*policy_trunk(obs_dim, list(actor_hidden), activation), policy_head, lattice, log_std_min,
+                          log_std_max)  # fmt: skip
         self.critics = nn.ModuleList(mlp(obs_dim + act_dim, list(critic_hidden), 1, activation) for _ in range(2))
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
         self.targets = PolyakTargets((self.critic_targets, self.critics))
@@ -109,21 +181,11 @@ class SAC(OffPolicyAlgorithm):
             [critic(inputs).squeeze(-1).float() for critic in (self.critic_targets if target else self.critics)]
         )
 
-    def policy_sample(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actions in the action bounds and their log-probabilities (of the [-1, 1] actions)."""
-        unit, log_prob = self.actor.sample(self.normalize_for_actor(observations))
-        return self.scale_action(unit), log_prob
-
-    def explore(self, observations, env_steps, episode_starts):
-        return self.policy_sample(observations)[0]
-
-    def act_greedy(self, observations):
-        return self.scale_action(torch.tanh(self.actor(self.normalize_for_actor(observations))[0]))
-
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         actor_opt, critic_opt, alpha_opt = self.optimizers()
         max_norm = self.hparams.max_grad_norm
         alpha = self.log_alpha.exp().detach()
+        self.actor.new_update_noise()  # Lattice's noise matrices: one draw for the whole update
         with torch.no_grad():
             next_actions, next_log_prob = self.policy_sample(batch.next_observations)
             next_q = self.q(batch.next_observations, next_actions, target=True).min(0).values

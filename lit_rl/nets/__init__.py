@@ -1,4 +1,4 @@
-from lit_rl.nets.mlp import ACTIVATIONS, mlp
+from lit_rl.nets.mlp import ACTIVATIONS, full_precision, mlp
 from lit_rl.nets.normalizer import ObservationNormalizer
 
-__all__ = ["ACTIVATIONS", "ObservationNormalizer", "mlp"]
+__all__ = ["ACTIVATIONS", "ObservationNormalizer", "full_precision", "mlp"]
