@@ -1,10 +1,14 @@
-"""``python -m lit_rl plot``: learning curves from W&B run files and CSVLogger files of real runs."""
+"""``python -m lit_rl plot`` and ``compare``: learning curves and scores from W&B run files and
+CSVLogger files of real runs."""
+
+import shutil
 
 import matplotlib.image
 import numpy as np
 import pytest
 
-from lit_rl.commands.plot import PlotError, plot, read_csv, read_wandb, run_curve
+from lit_rl.commands import compare
+from lit_rl.commands.plot import PlotError, config_key, plot, read_csv, read_wandb, run_curve
 from tests.conftest import SMOKE, ok, run_cli
 
 BOTH_LOGGERS = (
@@ -75,3 +79,42 @@ def test_truncated_wandb_file_keeps_the_complete_rows(runs, tmp_path):
 def test_missing_metric_names_the_run(runs):
     with pytest.raises(PlotError, match="smoke_seed1: no logged 'no/such_metric'"):
         run_curve(runs[1], "no/such_metric", "env_steps")
+
+
+def table_rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| ") and not line.startswith(("| config", "| X "))]
+
+
+def test_compare_gives_no_interval_below_three_runs(runs, tmp_path, capsys):
+    """One run gave ``[-160.4, -160.4]`` and ``P(X > Y) 1.00 [1.00, 1.00]``: a certainty one run cannot give."""
+    assert compare.main([*map(str, runs), "--out", str(tmp_path / "compare.png")]) == 0
+    printed = capsys.readouterr().out
+    rows = table_rows(printed)
+    assert [row.split("|")[1].strip() for row in rows] == ["smoke", "slow_actor", "smoke", "slow_actor"]
+    assert "(no CI: 2 runs)" in rows[0] and "(no CI: 1 run)" in rows[1]
+    assert rows[2].endswith("(no CI: 1 run) |") and rows[3].endswith("(no CI: 1 run) |")  # P(X > Y)
+    assert not any("[" in row for row in rows), rows
+    assert "No 95% CI where a config has fewer than 3 runs" in printed
+    assert (tmp_path / "compare.png").stat().st_size > 10_000
+
+
+def test_compare_without_out_writes_no_file(runs, tmp_path, monkeypatch, capsys):
+    """It wrote compare.png into the current folder (the repository root, an untracked file)."""
+    monkeypatch.chdir(tmp_path)
+    assert compare.main(list(map(str, runs))) == 0
+    assert list(tmp_path.iterdir()) == []
+    printed = capsys.readouterr().out
+    assert len(table_rows(printed)) == 4 and "--out compare.png draws the figure" in printed
+
+
+def test_a_name_with_a_dash_keeps_its_end_in_labels(runs, tmp_path, capsys):
+    """``ddpg_lr3e-4`` showed as ``ddpg_lr3e``: the label dropped any ``-<digits>`` ending as a seed."""
+    named = tmp_path / "ddpg_lr3e-4"
+    shutil.copytree(runs[2], named)
+    seed1 = tmp_path / "smoke_1"  # ends in its seed, 1: a seed ending
+    shutil.copytree(runs[1], seed1)
+    assert config_key(named)[1] == "ddpg_lr3e-4" and config_key(seed1)[1] == "smoke"
+    counts = plot([named, runs[0]], "test/episode_return", "env_steps", tmp_path / "curves.png")
+    assert counts == {"ddpg_lr3e-4 (1 run)": 1, "smoke (1 run)": 1}
+    assert compare.main([str(named)]) == 0
+    assert table_rows(capsys.readouterr().out)[0].startswith("| ddpg_lr3e-4 | 1 |")

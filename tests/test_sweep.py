@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,7 +47,12 @@ def test_print_gives_one_fit_command_per_run(tmp_path):
     )
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 6
-    assert all(line.startswith("python -m lit_rl fit --config") and line.endswith("total_steps 200") for line in lines)
+    # The Python that ran the sweep (run from the checkout's root: the project's .venv/bin/python), not a
+    # `python` on PATH, which may lack lit_rl's packages.
+    executable = Path(sys.executable).absolute()
+    python = str(executable.relative_to(ROOT)) if executable.is_relative_to(ROOT) else sys.executable
+    assert all(line.startswith(f"{python} -m lit_rl fit --config") for line in lines), lines
+    assert all(line.endswith("total_steps 200") for line in lines)
     assert "--seed_everything 2 --model.init_args.actor_lr 1e-4" in lines[5] and f"--name {NAMES[5]}" in lines[5]
     assert not list(tmp_path.iterdir())  # nothing run
 

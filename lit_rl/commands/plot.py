@@ -6,7 +6,8 @@ or online) and any CSVLogger ``metrics.csv`` under it (not under ``eval/``, wher
 write), groups runs whose configs differ only in
 the seed (and name), and draws one colour per config: with 3 or more seeds the interquartile
 mean over seeds and its 95% stratified bootstrap interval (``lit_rl.commands.stats``, where every seed
-has data), with fewer the mean and a band from the lowest to the highest seed.
+has data), with fewer the mean and a band from the lowest to the highest seed. A config is labelled
+with its first run's name less a seed ending (``_seed0``, or ``_3`` where 3 is the run's seed).
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def run_curve(run_dir: Path, metric: str, x: str, x_max: float | None = None) ->
     csv_files = [f for f in run_dir.rglob("metrics.csv") if f.relative_to(run_dir).parts[0] != EVAL_DIR]
     rows += [row for f in sorted(csv_files) for row in read_csv(f)]
     points = {row[x]: row[metric] for row in rows if isinstance(row.get(metric), int | float) and x in row}
+    if not wandb_files and not csv_files:
+        raise PlotError(f"{run_dir}: {_no_logs(run_dir)}")
     if not points:
         where = "wandb/*run-*/run-*.wandb and metrics.csv"
         raise PlotError(f"{run_dir}: no logged {metric!r} with {x!r} (looked in {where})")
@@ -102,13 +105,39 @@ def run_curve(run_dir: Path, metric: str, x: str, x_max: float | None = None) ->
     return xs, np.array([points[v] for v in xs], float)
 
 
+def _no_logs(run_dir: Path) -> str:
+    """Why a run directory holds no log ``plot`` reads: logging was off, or went elsewhere."""
+    config_file = run_dir / "config.yaml"
+    config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+    if (config.get("trainer") or {}).get("logger") is False:
+        return (
+            "logged nothing: it ran with trainer.logger false (logging off), so there are no curves to plot; "
+            "train with the default W&B logger or a CSVLogger to plot a run"
+        )
+    return (
+        "no W&B run files (wandb/*run-*/run-*.wandb) or metrics.csv in it; plot reads those, and this run's "
+        "logger wrote elsewhere or in another format"
+    )
+
+
+def run_label(run_dir: Path, seed: object = None) -> str:
+    """A run's name without its seed: ``ddpg_seed0`` -> ``ddpg``, and ``ddpg_3`` -> ``ddpg`` when 3 is
+    the run's ``seed``; any other ending stays (``ddpg_lr3e-4`` is not the seed 4 of ``ddpg_lr3e``,
+    nor ``ddpg_lr1e-3`` of seed 3 the seed 3 of ``ddpg_lr1e``)."""
+    name = run_dir.name
+    label = re.sub(r"[_-]?seed[_-]?\d+$", "", name)
+    if label == name and isinstance(seed, int) and not isinstance(seed, bool):
+        label = re.sub(rf"(?<![0-9.][eE])[_-]0*{seed}$", "", name)
+    return label or name
+
+
 def config_key(run_dir: Path) -> tuple[str, str]:
     """(group key, label): runs whose config.yaml differ only in seed-like keys share a group."""
     config_file = run_dir / "config.yaml"
-    label = re.sub(r"[_-]?(seed)?[_-]?\d+$", "", run_dir.name) or run_dir.name
     if not config_file.is_file():
-        return str(run_dir), label
+        return str(run_dir), run_label(run_dir)
     config = yaml.safe_load(config_file.read_text()) or {}
+    label = run_label(run_dir, config.get("seed_everything"))
     for key in SEED_KEYS:
         config.pop(key, None)
     for key in RUN_SPECIFIC_TRAINER_KEYS:

@@ -41,9 +41,20 @@ def iqm_interval(
     return iqm(scores), low, high
 
 
+MIN_RUNS = 3  # runs per config below which no interval is given: a bootstrap of 1 or 2 runs only repeats them
+
+
 def interval_text(value: float, low: float, high: float, fmt=lambda v: f"{v:.1f}") -> str:
     """``value [low, high]``, as the tables print an estimate and its interval."""
     return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
+
+
+def estimate_text(value: float, low: float, high: float, runs: int, fmt=lambda v: f"{v:.1f}") -> str:
+    """``interval_text`` from ``MIN_RUNS`` runs on; with fewer, the value and ``(no CI: N runs)``:
+    resampling one run gives ``[v, v]`` and two runs little more, a certainty the data do not have."""
+    if runs < MIN_RUNS:
+        return f"{fmt(value)} (no CI: {runs} run{'' if runs == 1 else 's'})"
+    return interval_text(value, low, high, fmt)
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:

@@ -11,8 +11,10 @@ their ``last.ckpt`` (a run killed before its first save starts again, what it wr
 ``DIR/.sweep/``; a run that another sweep process still runs is waited for), so a killed
 sweep loses at most the steps since each run's last save. At the end it prints a table: each
 run's final ``test/episode_return`` and, per value, the IQM over seeds with its 95% bootstrap
-interval (``python -m lit_rl compare``). ``--print`` only prints the commands, one per line, for
-a SLURM job array or a W&B sweep agent to run. Arguments after ``--`` go to every ``fit``.
+interval (``python -m lit_rl compare``; none below 3 seeds). ``--print`` only prints the commands,
+one per line, for a SLURM job array or a W&B sweep agent to run; they start with the Python that
+ran the sweep (``.venv/bin/python`` from the project's root). Arguments after ``--`` go to every
+``fit``.
 
 The grid is a product of lists (``itertools.product``); a search over ranges with pruning is a
 job for Optuna or W&B sweeps, which can run the ``--print`` commands.
@@ -26,12 +28,13 @@ import itertools
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from lit_rl.commands import lit_rl_command
 
 DONE = "sweep_done.json"  # in a run directory: the run finished (its command and exit status)
 
@@ -188,7 +191,7 @@ def execute(runs: list[Run], jobs: int) -> dict[str, int]:
 def summary(runs: list[Run], status: dict[str, int], metric: str = "test/episode_return") -> str:
     from lit_rl.commands.compare import score
     from lit_rl.commands.plot import PlotError
-    from lit_rl.commands.stats import interval_text, iqm_interval
+    from lit_rl.commands.stats import estimate_text, iqm_interval
 
     lines = [f"| run | seed | status | final {metric} |", "|---|---|---|---|"]
     by_values: dict[tuple, list[float]] = {}
@@ -205,7 +208,7 @@ def summary(runs: list[Run], status: dict[str, int], metric: str = "test/episode
     lines += ["", f"| overrides | seeds | IQM of final {metric} [95% CI] |", "|---|---|---|"]
     for values, scores in by_values.items():
         label = ", ".join(f"{_short(k)}={v}" for k, v in values) or "(the config)"
-        lines.append(f"| {label} | {len(scores)} | {interval_text(*iqm_interval(scores))} |")
+        lines.append(f"| {label} | {len(scores)} | {estimate_text(*iqm_interval(scores), len(scores))} |")
     return "\n".join(lines)
 
 
@@ -237,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.print:
         for run in runs:
-            print(shlex.join(["python", *run.command[1:]]))
+            print(lit_rl_command(*run.command[3:]))  # the interpreter of this sweep, not a `python` on PATH
         return 0
     done = sum(run.done for run in runs)
     print(
