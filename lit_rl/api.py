@@ -19,7 +19,7 @@ import yaml
 
 from lit_rl.algos.base import OffPolicyAlgorithm
 from lit_rl.commands.cli import AlreadyFinished, ConfigError, LitRLCLI
-from lit_rl.commands.export import ExportError, load_algorithm
+from lit_rl.commands.export import ExportError, checkpoint_of, load_algorithm
 from lit_rl.data.evaluation import TEST_SEED_OFFSET
 from lit_rl.envs import ActionMap, EnvConfig, make_env
 from lit_rl.envs.episode import play_episode
@@ -89,7 +89,7 @@ def load_policy(path: str | Path) -> Policy:
     run; either way the run's ``config.yaml`` (``<run_dir>/config.yaml``) gives the env and its
     action mapping. Raises ``ConfigError`` for a missing or unreadable file."""
     path = Path(path)
-    ckpt_path = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+    ckpt_path = checkpoint_of(path)
     if not ckpt_path.is_file():
         raise ConfigError(f"{path}: no checkpoint {ckpt_path}")
     config_path = run_dir_of(ckpt_path) / "config.yaml"
@@ -172,28 +172,56 @@ class TrainResult:
     metrics: dict[str, float]
 
 
+def override_args(overrides: dict[str, Any] | list[str] | tuple[str, ...] | None) -> list[str]:
+    """``fit`` arguments for ``train``'s overrides: a dict of dotted keys and values, or a list of
+    ``"key=value"`` strings (as ``sweep --set`` and the command line write them; the value is read
+    as ``fit`` reads it). Anything else is a ``ConfigError``."""
+    args: list[str] = []
+    if overrides is None:
+        return args
+    if isinstance(overrides, dict):
+        for key, value in overrides.items():
+            # jsonargparse reads each value as YAML: JSON is YAML, and strings go as typed (class paths)
+            args += [f"--{str(key).removeprefix('--')}", value if isinstance(value, str) else json.dumps(value)]
+        return args
+    if not isinstance(overrides, list | tuple):
+        raise ConfigError(
+            f"overrides: a dict {{'key': value}} or a list of 'key=value' strings, not {type(overrides).__name__}"
+        )
+    for item in overrides:
+        key, equals, value = item.partition("=") if isinstance(item, str) else ("", "", "")
+        if not equals or not key.removeprefix("--"):
+            raise ConfigError(
+                f"overrides: {item!r} is not 'key=value' (e.g. 'model.init_args.actor_lr=3e-4'); or give a dict"
+            )
+        args += [f"--{key.removeprefix('--')}", value]
+    return args
+
+
 def train(
     config: str | Path,
-    overrides: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
     working_dir: str | Path | None = None,
     name: str | None = None,
 ) -> TrainResult:
     """``python -m lit_rl fit --config CONFIG --KEY VALUE ...`` in this process.
 
     ``overrides`` maps dotted config keys to values (``{"model.init_args.actor_lr": 3e-4,
-    "trainer.logger": False}``); ``working_dir`` and ``name`` default to the config's. As ``fit``,
-    it resumes a run directory that has a ``last.ckpt`` (unless ``resume: false``). Raises
-    ``ConfigError`` for a bad config (unknown key, wrong type, unknown env id, unusable checkpoint
-    or output directory) and ``AlreadyFinished`` for a run that has nothing left to train.
+    "trainer.logger": False}``), or lists them as ``"key=value"`` strings
+    (``["model.init_args.actor_lr=3e-4"]``); ``working_dir`` and ``name`` default to the config's.
+    As ``fit``, it resumes a run directory that has a ``last.ckpt`` (unless ``resume: false``).
+    Each call logs to its own W&B run, which it finishes before it returns (or raises), so calls
+    in a loop never log into each other's runs. Raises ``ConfigError`` for a bad config (unknown
+    key, wrong type, unknown env id, unusable checkpoint or output directory, overrides that are
+    neither a dict nor ``"key=value"`` strings) and ``AlreadyFinished`` for a run that has nothing
+    left to train.
     """
     args = ["fit", "--config", str(config)]
     if working_dir is not None:
         args += ["--working_dir", str(working_dir)]
     if name is not None:
         args += ["--name", name]
-    for key, value in (overrides or {}).items():
-        # jsonargparse reads each value as YAML: JSON is YAML, and strings go as typed (class paths)
-        args += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    args += override_args(overrides)
     try:
         cli = LitRLCLI(args=args)  # a config error raises ConfigError (one line), as the CLI prints it
     except SystemExit as error:

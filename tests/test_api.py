@@ -14,6 +14,7 @@ from lightning.pytorch import Callback
 
 from lit_rl import api
 from lit_rl.commands.cli import LitRLCLI
+from lit_rl.commands.plot import read_csv, read_wandb
 from tests.conftest import ROOT, SMOKE
 
 QUIET = {"trainer.logger": False, "trainer.enable_progress_bar": False, "trainer.enable_model_summary": False}
@@ -86,6 +87,79 @@ def test_a_config_error_raises_instead_of_exiting(override, named, tmp_path):
     with pytest.raises(api.ConfigError, match=named):
         api.train(SMOKE, {**QUIET, **override}, working_dir=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+WANDB_AND_CSV = (
+    "[{class_path: lightning.pytorch.loggers.WandbLogger, init_args: {project: lit_rl, offline: true}}, "
+    "{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {save_dir: .}}]"
+)
+
+
+def logged_test_returns(rows: list[dict]) -> list[tuple[float, float]]:
+    """(env_steps, test/episode_return) of the logged rows that hold a test return."""
+    return [(row["env_steps"], row["test/episode_return"]) for row in rows if "test/episode_return" in row]
+
+
+def test_two_trains_in_one_process_log_into_their_own_runs(tmp_path, monkeypatch):
+    """A notebook loop over seeds: each train() has its own W&B run (Lightning reused the process's
+    open W&B run, so the second run logged into the first one's) and its own CSV log. The second
+    call gives its overrides as a list of "key=value" strings."""
+    monkeypatch.setenv("WANDB_MODE", "offline")  # restored after the test (WandbLogger sets it)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    quiet = {key: value for key, value in QUIET.items() if key != "trainer.logger"}
+    first = api.train(SMOKE, {**quiet, "trainer.logger": WANDB_AND_CSV}, working_dir=tmp_path, name="nb_seed0")
+    second = api.train(
+        SMOKE,
+        [f"{key}={str(value).lower()}" for key, value in quiet.items()]
+        + ["seed_everything=1", f"trainer.logger={WANDB_AND_CSV}"],
+        working_dir=tmp_path,
+        name="nb_seed1",
+    )
+    curves = []
+    for run in (first, second):
+        [wandb_file] = run.run_dir.glob("wandb/offline-run-*/run-*.wandb")
+        [csv_file] = run.run_dir.rglob("metrics.csv")
+        wandb_rows = read_wandb(wandb_file)
+        from_wandb, from_csv = logged_test_returns(wandb_rows), logged_test_returns(read_csv(csv_file))
+        assert [steps for steps, _ in from_wandb] == [200, 400], from_wandb  # its own two evaluations, no more
+        assert [steps for steps, _ in from_csv] == [200, 400], from_csv
+        returns = [value for _, value in from_wandb]
+        assert returns == pytest.approx([value for _, value in from_csv], rel=1e-6)
+        assert returns[-1] == pytest.approx(run.metrics["test/episode_return"], rel=1e-6)
+        assert max(row["env_steps"] for row in wandb_rows if "env_steps" in row) == 400
+        curves.append(returns)
+    assert curves[0] != curves[1], "two seeds, two curves"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.init_args.actor_lr"], r"overrides: 'model.init_args.actor_lr' is not 'key=value'"),
+        ([("model.init_args.actor_lr", 1e-3)], r"overrides: \('model.init_args.actor_lr', 0.001\) is not 'key=value'"),
+        (["=3"], r"overrides: '=3' is not 'key=value'"),
+        (
+            "model.init_args.actor_lr=1e-3",
+            r"overrides: a dict \{'key': value\} or a list of 'key=value' strings, not str",
+        ),
+    ],
+)
+def test_overrides_that_are_neither_a_dict_nor_key_value_strings_are_one_config_error(overrides, message, tmp_path):
+    with pytest.raises(api.ConfigError, match=message) as raised:
+        api.train(SMOKE, overrides, working_dir=tmp_path)
+    assert len(str(raised.value).splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_list_overrides_reach_the_config_as_fit_arguments_do(tmp_path):
+    """A "key=value" string is read as ``fit --key value`` reads it (3e-4 a float, a bad key named)."""
+    assert api.override_args(["model.init_args.actor_lr=3e-4", "--seed_everything=1"]) == [
+        "--model.init_args.actor_lr",
+        "3e-4",
+        "--seed_everything",
+        "1",
+    ]
+    with pytest.raises(api.ConfigError, match="did you mean --model.init_args.actor_lr"):
+        api.train(SMOKE, ["model.init_args.actor_lrr=3e-4"], working_dir=tmp_path)
 
 
 class Interrupt(Callback):

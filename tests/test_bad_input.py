@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lit_rl.commands.cli import main
+from lit_rl.commands.cli import LitRLCLI, main
 from tests.conftest import DATA_KEY, ROOT, SMOKE, load_ckpt, ok, run_cli
 
 SMOKE_MPO = ROOT / "configs" / "smoke" / "mpo_pendulum.yaml"
@@ -122,6 +122,12 @@ CASES = {
         ["--trainer.max_epohcs", "3"],
         "--trainer.max_epohcs: no such key; did you mean --trainer.max_epochs",
     ),
+    # argparse took the start of a key for the key (issue 30): refused as any unknown key
+    "abbreviated trainer key": (
+        ["--trainer.max_epoch", "3"],
+        "--trainer.max_epoch: no such key; did you mean --trainer.max_epochs",
+    ),
+    "abbreviated top-level key": (["--keep_checkpoint", "2"], "--keep_checkpoint: no such key; did you mean"),
     "wrong type, named": (["--data.init_args.total_steps", "abc"], "--data.init_args.total_steps abc: expected int"),
     "wrong type of an optional key": (["--keep_checkpoints", "x"], "--keep_checkpoints x: expected int or null"),
     "not one of the choices": (
@@ -218,11 +224,25 @@ def test_bad_checkpoint_names_the_problem_and_nothing_changes(case, how, trained
     assert sorted(p.name for p in tmp_path.iterdir()) == ["smoke"]
 
 
-def test_the_user_sees_one_line_not_a_traceback(tmp_path):
-    result = run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--data.init_args.parallel", "0")
-    assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1] == "lit_rl: error: parallel must be >= 1, got 0"
-    assert "Traceback" not in result.stderr
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--data.init_args.parallel", "0"], "parallel must be >= 1, got 0"),
+        (
+            ["--data.init_args.env.id", "Pendulim-v1"],
+            "Unknown environment id 'Pendulim-v1'. Closest registered ids: Pendulum-v1, ",
+        ),
+    ],
+    ids=["parallel 0", "unknown env id"],
+)
+def test_the_user_sees_one_line_not_a_traceback(extra, expected, tmp_path):
+    """The error is all that is printed: not a traceback, nor Lightning's "Seed set to 0" (logged
+    before the classes were built) above it."""
+    result = run_cli("fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), *extra)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"lit_rl: error: {expected}"), result.stderr
+    assert result.stdout == ""
 
 
 @pytest.mark.parametrize(
@@ -234,6 +254,17 @@ def test_the_user_sees_one_line_not_a_traceback(tmp_path):
             "--model.init_args.actor_lrr: no such key of lit_rl.algos.DDPG; did you mean --model.init_args.actor_lr?",
         ),
         ("model: [\n", "Problems parsing config: while parsing a flow node did not find expected node content in"),
+        # An empty mapping was dropped before its key was checked (issue 30).
+        ("modle: {}\n", "--config: modle is not a key of fit; did you mean model?"),
+        (
+            "model: {init_args: {actor_lrr: {}}}\n",
+            "--model.init_args.actor_lrr: no such key of lit_rl.algos.DDPG; did you mean --model.init_args.actor_lr?",
+        ),
+        ("trainer: {max_epoch: {}}\n", "--trainer.max_epoch: no such key; did you mean --trainer.max_epochs"),
+        (
+            "data: {init_args: {replay: {batch_sise: {}}}}\n",
+            "--data.init_args.replay.batch_sise: no such key; did you mean --data.init_args.replay.batch_size",
+        ),
     ],
 )
 def test_a_mistake_in_a_config_file_is_one_line(text, expected, tmp_path, capsys):
@@ -241,6 +272,13 @@ def test_a_mistake_in_a_config_file_is_one_line(text, expected, tmp_path, capsys
     path.write_text(text)
     message = fails(["fit", "--config", str(SMOKE), "--config", str(path), "--working_dir", str(tmp_path)], capsys)
     assert message.startswith(f"lit_rl: error: {expected}") and len(message.strip().splitlines()) == 1, message
+
+
+def test_an_empty_mapping_of_a_known_key_is_still_a_config(tmp_path):
+    """The check above refuses unknown keys only: ``{}`` stays a valid value of known ones."""
+    path = tmp_path / "mine.yaml"
+    path.write_text("trainer: {}\nmodel: {init_args: {dep: {}}}\ndata: {init_args: {env: {env_args: {}}}}\n")
+    LitRLCLI.check_args(["fit", "--config", str(SMOKE), "--config", str(path), "--working_dir", str(tmp_path)])
 
 
 def test_a_config_mistake_is_one_line_without_the_usage(tmp_path):

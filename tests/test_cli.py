@@ -2,15 +2,24 @@
 real checkpoints on disk."""
 
 import importlib.util
+import json
+import logging
+import os
+import re
+import shlex
 import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
 
 import pytest
 import yaml
 
 from lit_rl.__main__ import COMMANDS, TRAINER_COMMANDS
-from lit_rl.commands import catalog, export, sweep
+from lit_rl.commands import catalog, export, interpreter, plot, sweep
 from lit_rl.commands.cli import LitRLCLI
-from tests.conftest import DATA_KEY, ROOT, SMOKE, load_ckpt, logged_rows, ok, run_cli
+from tests.conftest import DATA_KEY, ROOT, SMOKE, cli_env, load_ckpt, logged_rows, ok, run_cli
 
 
 def smoke(command, working_dir, *extra, name="smoke"):
@@ -25,10 +34,112 @@ def state_replay(checkpoints):
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    """A 400-step smoke run (2 envs, checkpoints every 200 steps)."""
+    """A 400-step smoke run (2 envs, checkpoints every 200 steps, the default W&B logger); what fit
+    printed is in ``fit.out`` next to it."""
     working_dir = tmp_path_factory.mktemp("runs")
-    ok(smoke("fit", working_dir))
+    (working_dir / "fit.out").write_text(ok(smoke("fit", working_dir)).stdout)
     return working_dir / "smoke"
+
+
+def shown_interpreter() -> str:
+    """How a command run from the checkout's root names this Python: the project's venv as
+    ``.venv/bin/python``, any other by its full path."""
+    executable = Path(sys.executable).absolute()
+    return str(executable.relative_to(ROOT)) if executable.is_relative_to(ROOT) else sys.executable
+
+
+def test_the_summary_plot_command_uses_this_python_and_runs(trained_run):
+    """Not ``python -m lit_rl``: outside the venv ``python`` has no lit_rl packages (matplotlib)."""
+    summary = (trained_run.parent / "fit.out").read_text().split("lit_rl: finished")[1]
+    [line] = [line for line in summary.splitlines() if line.strip().startswith("curves:")]
+    command = line.split("curves:", 1)[1].strip()
+    assert command.startswith(f"{shown_interpreter()} -m lit_rl plot {trained_run} --out "), command
+    ok(subprocess.run(shlex.split(command), cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=120))
+    assert (trained_run / "curves.png").stat().st_size > 10_000
+
+
+def test_the_interpreter_is_shown_as_it_can_be_typed_here(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # not below the interpreter's folder: its full path
+    assert interpreter() == sys.executable
+    venv = Path(sys.executable).absolute().parent.parent  # <venv>/bin/python
+    monkeypatch.chdir(venv.parent)
+    assert interpreter() == f"{venv.name}/bin/{Path(sys.executable).name}"  # .venv/bin/python in the project
+
+
+def fit_in_process(*args: str) -> LitRLCLI:
+    """``python -m lit_rl ARGS`` in this process (as lit_rl.api does), its ConfigError raised."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")  # pytest's own sys.argv
+        return LitRLCLI(args=[*args, "--trainer.enable_progress_bar", "false"])
+
+
+def evaluation_dir(stdout: str) -> Path:
+    return Path(re.search(r"written to (\S+)/metrics.json", stdout)[1])
+
+
+def test_test_validate_and_export_from_a_run_alone_read_its_config(trained_run, tmp_path, capsys):
+    """``test --ckpt_path RUN/checkpoints/last.ckpt`` failed with "the following arguments are
+    required: env.id" without ``--config``, and ``export --ckpt_path RUN`` said RUN "does not exist"."""
+    run_dir = tmp_path / "smoke"
+    shutil.copytree(trained_run, run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    tested = ok(run_cli("test", "--ckpt_path", str(last), "--trainer.enable_progress_bar", "false"))
+    assert f"lit_rl: test of {last}: test/episode_return " in tested.stdout
+    config = yaml.safe_load((evaluation_dir(tested.stdout) / "config.yaml").read_text())
+    assert config["data"]["init_args"]["test_episodes"] == 2  # the run's config
+
+    # The run folder: its last.ckpt. An explicit --config still wins (here: 1 test episode).
+    capsys.readouterr()
+    fit_in_process("validate", f"--ckpt_path={run_dir}", "--trainer.logger", "false")
+    validated = capsys.readouterr().out
+    assert f"lit_rl: validate of {last}: " in validated
+    mine = tmp_path / "mine.yaml"
+    mine.write_text((run_dir / "config.yaml").read_text().replace("test_episodes: 2", "test_episodes: 1"))
+    fit_in_process("validate", "--config", str(mine), "--ckpt_path", str(run_dir), "--trainer.logger", "false")
+    config = yaml.safe_load((evaluation_dir(capsys.readouterr().out) / "config.yaml").read_text())
+    assert config["data"]["init_args"]["test_episodes"] == 1
+    assert json.loads((evaluation_dir(validated) / "metrics.json").read_text())["ckpt_path"] == str(last)
+
+    assert export.main(["--ckpt_path", str(run_dir), "--out", str(tmp_path / "policy.pt")]) == 0
+    assert (tmp_path / "policy.pt").stat().st_size > 0
+
+    # Without a config.yaml there is nothing to read: one line that says so.
+    (run_dir / "config.yaml").unlink()
+    result = run_cli("test", "--ckpt_path", str(run_dir), "--trainer.logger", "false")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"lit_rl: error: --ckpt_path {run_dir}: the run's {run_dir / 'config.yaml'} is missing (it names the env); "
+        "give the config with --config"
+    ]
+
+
+def test_a_run_without_logs_prints_no_plot_command_and_plot_says_why(tmp_path, capsys):
+    """``--trainer.logger false`` (docs/dep.md's quick check): the summary printed a plot command that then failed."""
+    result = ok(smoke("fit", tmp_path, "--trainer.logger", "false", "--data.init_args.total_steps", "200"))
+    summary = result.stdout[result.stdout.index("lit_rl: finished") :]
+    assert "checkpoint:" in summary and "plot" not in summary and "curves" not in summary
+    assert plot.main([str(tmp_path / "smoke"), "--out", str(tmp_path / "curves.png")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path / 'smoke'}: logged nothing: it ran with trainer.logger false (logging off), so there are "
+        "no curves to plot; train with the default W&B logger or a CSVLogger to plot a run"
+    )
+    assert not (tmp_path / "curves.png").exists()
+
+
+def test_more_cpu_processes_than_cores_are_warned_about(tmp_path, caplog):
+    """``--trainer.devices 4`` on 2 cores: 4 gloo processes took 10.5 min for what 1 does in 69 s."""
+    cores = len(os.sched_getaffinity(0))
+    base = ["--config", str(SMOKE), "--working_dir", str(tmp_path), "--trainer.logger", "false"]
+    base += ["--trainer.accelerator", "cpu"]
+    with caplog.at_level(logging.WARNING, logger="lit_rl.commands.cli"):
+        LitRLCLI(args=[*base, "--trainer.devices", str(cores + 1)], run=False)
+    assert f"--trainer.devices {cores + 1} starts {cores + 1} training processes on {cores} CPU cores" in caplog.text, (
+        caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lit_rl.commands.cli"):
+        LitRLCLI(args=[*base, "--trainer.devices", "1"], run=False)
+    assert "CPU cores" not in caplog.text
 
 
 def test_fit_writes_wandb_run_checkpoints_and_config(trained_run):
@@ -102,10 +213,11 @@ def test_metric_names_with_csv_logger_and_worker_processes(tmp_path):
     result = ok(smoke("fit", tmp_path, *extra, *workers, name="csv"))
     assert not list((tmp_path / "csv").rglob("metrics.csv"))
     rows = logged_rows(tmp_path / "logs")
-    # fit ends with where things are: the last test return, the checkpoint, the plot command
+    # fit ends with where things are: the last test return, the checkpoint; no plot command, as
+    # plot reads a run's own folder and this logger wrote elsewhere
     summary = result.stdout[result.stdout.index("lit_rl: finished") :]
     assert "test/episode_return" in summary and str(tmp_path / "csv" / "checkpoints" / "last.ckpt") in summary
-    assert f"python -m lit_rl plot {tmp_path / 'csv'}" in summary
+    assert "-m lit_rl plot" not in summary
     names = set(rows[0])
     for name in [
         "env_steps",

@@ -14,18 +14,22 @@ from pathlib import Path
 
 import gymnasium as gym
 import torch
+import yaml
 from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from lit_rl.algos import OffPolicyAlgorithm
-from lit_rl.commands.config_errors import explain, trainer_problem
+from lit_rl.commands import lit_rl_command
+from lit_rl.commands.config_errors import explain, trainer_problem, unknown_empty_mapping
+from lit_rl.commands.export import checkpoint_of
 from lit_rl.data import ReplayBuffer, RolloutDataModule
 from lit_rl.training.callbacks import EnvStepCheckpoint, EnvStepProgressBar, check_output_dir
 from lit_rl.training.distributed import RANKS_KEY, checkpoint_world_message, ddp_strategy
 from lit_rl.training.files import EVAL_DIR, run_dir_of, write_atomically
-from lit_rl.training.lightning_internals import CheckedCLI, drop_wandb_anonymous, start_method
+from lit_rl.training.lightning_internals import CheckedCLI, drop_wandb_anonymous, finish_wandb_run, start_method
 from lit_rl.training.resume import replay_file_problem
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,7 @@ WANDB_ID_FILE = "wandb_run_id"
 EVAL_DIR_ENV = "LIT_RL_EVAL_DIR"  # the evaluation folder the first rank chose, for the ranks Lightning starts
 LIGHTNING_CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
 LINKED_MODEL_KEYS = ("observation_dim", "action_bounds")  # set from the env, not by the config
+EVALUATIONS = ("validate", "test")  # read a run's config.yaml when given only its checkpoint
 
 
 class ConfigError(ValueError):
@@ -96,9 +101,10 @@ class LitRLCLI(CheckedCLI):
             save_config_kwargs={"overwrite": True},
             trainer_defaults=TRAINER_DEFAULTS,
             auto_configure_optimizers=False,
-            # Errors raise (parse_arguments makes them one line) instead of printing the usage and exiting.
-            parser_kwargs={"prog": "python -m lit_rl", "exit_on_error": False}
-            | {name: {"exit_on_error": False} for name in self.subcommands()},
+            # Errors raise (parse_arguments makes them one line) instead of printing the usage and
+            # exiting; an abbreviated key (--trainer.max_epoch) is an error, not the key it begins.
+            parser_kwargs={"prog": "python -m lit_rl", "exit_on_error": False, "allow_abbrev": False}
+            | {name: {"exit_on_error": False, "allow_abbrev": False} for name in self.subcommands()},
             args=args,
             run=run,
         )
@@ -110,15 +116,24 @@ class LitRLCLI(CheckedCLI):
 
     def parse_arguments(self, parser, args) -> None:
         """jsonargparse's error (the usage and a tree of union types, 60 lines) as a ConfigError of
-        one line; then the devices and loggers the config asks for, before anything is built."""
+        one line; then the devices and loggers the config asks for, before anything is built.
+        ``validate`` and ``test`` given a run's checkpoint (or the run's folder) and no ``--config``
+        read the run's ``config.yaml``."""
+        argv = sys.argv[1:] if args is None else args
+        if isinstance(argv, list):
+            args = argv = with_run_config(list(argv))
+        named = [a for a in argv if a in self.subcommands()] if isinstance(argv, list) else []
         try:  # LightningCLI.parse_arguments, without its warning about args next to sys.argv (sweep has both)
             parse = parser.parse_object if isinstance(args, dict | Namespace) else parser.parse_args
             self.config = parse(args)
         except ArgumentError as error:
-            argv = sys.argv[1:] if args is None else args
-            named = [a for a in argv if a in self.subcommands()] if isinstance(argv, list) else []
             raise ConfigError(explain(str(error), self.option_strings(named[0] if named else None))) from error
         config = self.config.get(str(self.config.get("subcommand")), self.config)
+        if isinstance(argv, list):
+            # jsonargparse drops a key whose value is an empty mapping (modle: {}) without a word
+            given = config_files(argv[argv.index(named[0]) + 1 :] if named else argv)
+            if (problem := unknown_empty_mapping(given, config, named[0] if named else None)) is not None:
+                raise ConfigError(problem)
         if (problem := trainer_problem(config.trainer)) is not None:
             raise ConfigError(problem)
 
@@ -333,6 +348,25 @@ class LitRLCLI(CheckedCLI):
             f"lit_rl: {self.subcommand} of {record['ckpt_path']}: {_metrics_text(record['metrics'])}; written to {path}"
         )
 
+    def finish_run(self) -> None:
+        """End the W&B runs this run started: the next run in this process (``lit_rl.api.train`` in
+        a loop) starts its own instead of logging into this one's."""
+        for logger in getattr(getattr(self, "trainer", None), "loggers", []):
+            if isinstance(logger, WandbLogger):
+                finish_wandb_run(logger)
+
+    def _plottable(self) -> bool:
+        """Whether ``plot`` finds this run's metrics in its directory: a W&B logger writing into it,
+        or a CSVLogger writing below it."""
+        run_dir = self.run_dir.resolve()
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbLogger) and logger.save_dir is not None:
+                if Path(logger.save_dir).resolve() == run_dir:
+                    return True
+            elif isinstance(logger, CSVLogger) and Path(logger.log_dir).resolve().is_relative_to(run_dir):
+                return True
+        return False
+
     def after_fit(self) -> None:
         """One summary for the person who started the run: where things are and how to look at them."""
         if not self.trainer.is_global_zero or self.trainer.interrupted:
@@ -347,7 +381,9 @@ class LitRLCLI(CheckedCLI):
         videos = Path(self.trainer.default_root_dir) / "videos"
         if videos.is_dir():
             lines.append(f"  videos:       {videos}")
-        lines.append(f"  curves:       python -m lit_rl plot {self.run_dir} --out {self.run_dir / 'curves.png'}")
+        if self._plottable():
+            plot = lit_rl_command("plot", self.run_dir, "--out", self.run_dir / "curves.png")
+            lines.append(f"  curves:       {plot}")
         print("\n".join(lines))
 
     def _check_checkpoint_spaces(self) -> None:
@@ -453,6 +489,16 @@ class LitRLCLI(CheckedCLI):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 drop_wandb_anonymous(logger)
+        cores = _cores()
+        if isinstance(trainer.accelerator, CPUAccelerator) and trainer.num_devices > cores and self._launcher:
+            log.warning(
+                "--trainer.devices %d starts %d training processes on %d CPU cores: they take turns on the cores, "
+                "so the run is slower than with --trainer.devices %d or fewer",
+                trainer.num_devices,
+                trainer.num_devices,
+                cores,
+                cores,
+            )
         if start_method(trainer.strategy) != "popen":
             raise ConfigError(
                 f"--trainer.strategy {trainer_config['strategy']}: spawned or forked processes hand only the weights "
@@ -469,6 +515,64 @@ def _plain(value):
 def _metrics_text(metrics: dict[str, float]) -> str:
     shown = [name for name in ("test/episode_return", "test/episode_length", "env_steps") if name in metrics]
     return ", ".join(f"{name} {metrics[name]:.6g}" for name in shown or sorted(metrics))
+
+
+def _cores() -> int:
+    """The CPU cores this process may run on (its affinity: a container's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _option(argv: list[str], names: tuple[str, ...]) -> tuple[int, str] | None:
+    """``(index of the value, value)`` of the last ``--name VALUE`` or ``--name=VALUE`` in ``argv``."""
+    found = None
+    for i, arg in enumerate(argv):
+        name, equals, value = arg.partition("=")
+        if name in names:
+            found = (i, value) if equals else (i + 1, argv[i + 1]) if i + 1 < len(argv) else None
+    return found
+
+
+def with_run_config(argv: list[str]) -> list[str]:
+    """``validate``/``test`` arguments with a run folder given as ``--ckpt_path`` replaced by its
+    ``checkpoints/last.ckpt``, and, without ``--config``, the run's ``config.yaml`` as the config
+    (first, so the other arguments still override it); other arguments are returned as they are."""
+    if not argv or argv[0] not in EVALUATIONS:
+        return argv
+    ckpt = _option(argv, ("--ckpt_path",))
+    if ckpt is None or ckpt[1] in LIGHTNING_CKPT_KEYWORDS:
+        return argv
+    index, given = ckpt
+    path = checkpoint_of(Path(given))
+    if path != Path(given):
+        argv[index] = f"--ckpt_path={path}" if argv[index].startswith("--ckpt_path=") else str(path)
+    if _option(argv, ("--config", "-c")) is not None:
+        return argv
+    if not path.is_file():
+        raise ConfigError(f"--ckpt_path {given}: no such checkpoint file")
+    config = run_dir_of(path) / "config.yaml"
+    if not config.is_file():
+        raise ConfigError(
+            f"--ckpt_path {given}: the run's {config} is missing (it names the env); give the config with --config"
+        )
+    return [argv[0], "--config", str(config), *argv[1:]]
+
+
+def config_files(argv: list[str]) -> list:
+    """The contents of every ``--config`` in ``argv`` (a file, or YAML given inline), as parsed YAML."""
+    found = []
+    for i, arg in enumerate(argv):
+        name, equals, value = arg.partition("=")
+        if name not in ("--config", "-c") or (not equals and i + 1 >= len(argv)):
+            continue
+        value = value if equals else argv[i + 1]
+        try:
+            found.append(yaml.safe_load(Path(value).read_text() if Path(value).is_file() else value))
+        except (OSError, ValueError, yaml.YAMLError):  # jsonargparse has reported it already
+            continue
+    return found
 
 
 def _started_by_user() -> bool:

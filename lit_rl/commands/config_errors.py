@@ -207,3 +207,56 @@ def trainer_problem(trainer) -> str | None:
         ):
             return "--trainer.logger TensorBoardLogger needs tensorboard: pip install -e '.[tensorboard]'"
     return None
+
+
+def _empty_mappings(tree, path: tuple[str, ...] = ()) -> Iterable[tuple[str, ...]]:
+    """The key paths of a parsed YAML config whose value is an empty mapping (``modle: {}``)."""
+    if isinstance(tree, dict):
+        if not tree and path:
+            yield path
+        for key, value in tree.items():
+            yield from _empty_mappings(value, (*path, str(key)))
+
+
+def _children(node) -> dict | None:
+    """The keys below a parsed config node: a Namespace's or a dict value's (None for a leaf)."""
+    from jsonargparse import Namespace
+
+    if isinstance(node, dict):
+        return node
+    if isinstance(node, Namespace):
+        return {key: value for key, value in vars(node).items() if not key.startswith("__")}
+    return None
+
+
+def unknown_empty_mapping(configs: list, parsed, subcommand: str | None) -> str | None:
+    """jsonargparse drops a key whose value is an empty mapping before it checks the key, so
+    ``modle: {}`` (or ``actor_lrr: {}`` inside ``model``) in a config file would be ignored without
+    a word: the first such key of ``configs`` (parsed YAML) that ``parsed`` (the parsed config)
+    does not have, as the error jsonargparse gives for the same key with another value."""
+    for config in configs:
+        for path in _empty_mappings(config):
+            node = parsed
+            for depth, key in enumerate(path):
+                children = _children(node)
+                if children is None:  # below a value that is no mapping: jsonargparse's to check
+                    break
+                if key in children:
+                    node = children[key]
+                    continue
+                keys = [k for k in children if k != "config"]
+                if depth == 0:
+                    return f"--config: {key} is not a key of {subcommand or 'the config'}{_suggest(key, keys, '')}"
+                parent = ".".join(path[:depth])
+                owner = _class(str(getattr(_children_owner(parsed, path[:depth]), "class_path", "")))
+                where = f" of {class_path(owner)}" if owner is not None and path[depth - 1] == "init_args" else ""
+                return f"--{parent}.{key}: no such key{where}{_suggest(key, keys, f'--{parent}.')}"
+    return None
+
+
+def _children_owner(parsed, path: tuple[str, ...]):
+    """The node that holds ``path``'s last key (``model`` for ``model.init_args``)."""
+    node = parsed
+    for key in path[:-1]:
+        node = (_children(node) or {}).get(key)
+    return node

@@ -1,8 +1,8 @@
 """``python -m lit_rl export --ckpt_path RUN/checkpoints/last.ckpt --out policy.onnx``: the
-deterministic policy of a checkpoint as ONNX (``--format onnx``, the default for a ``.onnx``
-file; run it with ``onnxruntime`` or any ONNX runtime) or TorchScript (``--format torchscript``,
-loadable with ``torch.jit.load`` alone), with no lit_rl and no Lightning needed to run it, e.g.
-for a MyoChallenge submission.
+deterministic policy of a checkpoint (or of a run folder ``RUN``: its ``last.ckpt``) as ONNX
+(``--format onnx``, the default for a ``.onnx`` file; run it with ``onnxruntime`` or any ONNX
+runtime) or TorchScript (``--format torchscript``, loadable with ``torch.jit.load`` alone), with
+no lit_rl and no Lightning needed to run it, e.g. for a MyoChallenge submission.
 
 The exported policy maps a float32 observation batch ``[B, O]`` to the agent's actions
 ``[B, A]`` exactly as evaluation does (``act_greedy``), with the observation normaliser folded
@@ -35,6 +35,12 @@ FORMATS = ("onnx", "torchscript")
 
 class ExportError(ValueError):
     """A checkpoint that cannot be exported; printed as one line."""
+
+
+def checkpoint_of(path: Path) -> Path:
+    """A checkpoint file as given, or a run folder's ``checkpoints/last.ckpt``."""
+    path = Path(path)
+    return path / "checkpoints" / "last.ckpt" if path.is_dir() else path
 
 
 def load_algorithm(ckpt_path: Path) -> OffPolicyAlgorithm:
@@ -105,6 +111,7 @@ def export_policy(ckpt_path: Path, out: Path, format: str = "torchscript", with_
     dimension (input ``observations``, output ``actions``)."""
     if format not in FORMATS:
         raise ExportError(f"--format {format!r}: one of {', '.join(FORMATS)}")
+    ckpt_path = checkpoint_of(ckpt_path)
     algorithm = load_algorithm(ckpt_path)
     policy = Policy(algorithm, env_actions(ckpt_path) if with_env_actions else None).eval()
     example = torch.zeros(2, algorithm.observation_dim)
@@ -139,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m lit_rl export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--ckpt_path", type=Path, required=True, help="a lit_rl checkpoint (.ckpt)")
+    parser.add_argument(
+        "--ckpt_path", type=Path, required=True, help="a lit_rl checkpoint (.ckpt), or a run folder (its last.ckpt)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="where to write the policy (.onnx or .pt)")
     parser.add_argument(
         "--format",

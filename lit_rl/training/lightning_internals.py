@@ -64,6 +64,15 @@ def start_method(strategy: Strategy) -> str:
     return getattr(strategy, "_start_method", "popen")
 
 
+def finish_wandb_run(logger) -> None:
+    """End the W&B run ``logger`` started, if it started one. ``wandb.run`` is global to the
+    process, and a later ``WandbLogger`` reuses an open run (Lightning only warns): a second run in
+    the same process (``lit_rl.api.train`` in a loop) would log into the first one's W&B run."""
+    experiment = logger._experiment
+    if experiment is not None and hasattr(experiment, "finish"):  # not the DummyExperiment of other ranks
+        experiment.finish()
+
+
 def drop_wandb_anonymous(logger) -> None:
     """Lightning's ``WandbLogger`` always passes ``anonymous=None`` to ``wandb.init``, and wandb
     0.31 warns on every run that the setting has no effect; leave it out unless it was asked for."""
@@ -87,9 +96,47 @@ class CheckedCLI(LightningCLI):
 
     - ``check_ckpt_path()`` runs where LightningCLI reads ``--ckpt_path``'s hyperparameters
       (``_parse_ckpt_path``), so a bad checkpoint is reported before Lightning unpickles it;
+    - ``finish_run()`` runs after the subcommand (``_run_subcommand``), also when it raised: what
+      one run holds in the process (a W&B run) ends with it;
+    - LightningCLI's ``Seed set to N`` (logged by ``_set_seed`` before the classes are built) is held
+      back until the classes are built, so that a config error found while building them (an
+      unknown env id) is the only line printed;
     - ``parse_ckpt_path()``, ``build_trainer()``, ``config_value()``, ``callback_keys()`` and
       ``option_strings()`` wrap ``_parse_ckpt_path``, ``_instantiate_trainer``, ``_get`` and ``_parser``.
     """
+
+    SEED_LOGGER = "lightning.fabric.utilities.seed"
+
+    def finish_run(self) -> None:
+        """Override: release what the run holds in this process."""
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        finally:
+            self.finish_run()
+
+    def _set_seed(self) -> None:
+        held: list[logging.LogRecord] = []
+
+        def hold(record: logging.LogRecord) -> bool:
+            held.append(record)
+            return False
+
+        logger = logging.getLogger(self.SEED_LOGGER)
+        logger.addFilter(hold)
+        try:
+            super()._set_seed()
+        finally:
+            logger.removeFilter(hold)
+        self._held_seed_records = held
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        logger = logging.getLogger(self.SEED_LOGGER)
+        for record in getattr(self, "_held_seed_records", []):
+            logger.handle(record)
+        self._held_seed_records = []
 
     def check_ckpt_path(self) -> None:
         """Override: check ``--ckpt_path`` before LightningCLI loads its hyperparameters."""
