@@ -84,7 +84,7 @@ def test_fresh_noise_covariance_is_the_latent_and_action_variances():
     weight = head.mean_layer.weight
     expected = weight @ torch.diag(var[3:]) @ weight.T + torch.diag(var[:3])
     torch.testing.assert_close(head.covariance(latent)[0], expected)
-    u, _ = head.sample(latent.expand(200_000, 6), head.draw_noise(200_000).double())
+    u, _ = head.sample(latent.expand(200_000, 6), head.draw_noise(200_000))
     torch.testing.assert_close(torch.cov(u.T.detach()), expected, rtol=0.02, atol=0.02)
 
 

@@ -156,11 +156,11 @@ class LatticeHead(nn.Module):
         """Standard normal noise for ``sample``: ``[batch, A]``, or (state_dependent) the latent and
         action noise matrices, ``matrices`` of each (1: one for the whole batch, as for an update's
         batch; one per env while acting)."""
-        device = device if device is not None else self.mean_layer.weight.device
+        like = {"device": device or self.mean_layer.weight.device, "dtype": self.mean_layer.weight.dtype}
         if not self.config.state_dependent:
-            return torch.randn(batch, self.action_dim, device=device)
-        latent_noise = torch.randn(matrices, self.latent_dim, self.latent_dim, device=device)
-        return latent_noise, torch.randn(matrices, self.latent_dim, self.action_dim, device=device)
+            return torch.randn(batch, self.action_dim, **like)
+        latent_noise = torch.randn(matrices, self.latent_dim, self.latent_dim, **like)
+        return latent_noise, torch.randn(matrices, self.latent_dim, self.action_dim, **like)
 
     def sample(self, latent: torch.Tensor, noise) -> tuple[torch.Tensor, torch.Tensor]:
         """Pre-tanh actions ``u`` ``[B, A]`` (reparameterised) and their Gaussian log-densities
@@ -238,6 +238,8 @@ class LatticeActor(nn.Module):
         stale = self.acting_steps % self.head.config.resample_every == 0
         if stale or self.acting_noise is None or self.acting_noise[0].shape[0] != envs:
             self.acting_noise = self.head.draw_noise(envs, envs, device=latent.device)
+        elif self.acting_noise[0].device != latent.device:  # restored before the module moved to its device
+            self.acting_noise = tuple(noise.to(latent.device) for noise in self.acting_noise)
         self.acting_steps += 1
         return self._squashed(latent, self.acting_noise)[0]
 
