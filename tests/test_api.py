@@ -131,6 +131,22 @@ def test_two_trains_in_one_process_log_into_their_own_runs(tmp_path, monkeypatch
     assert curves[0] != curves[1], "two seeds, two curves"
 
 
+@pytest.mark.filterwarnings("ignore:There is a wandb run already in progress")  # Lightning's, the case tested
+def test_a_wandb_run_the_user_opened_is_left_to_the_user(tmp_path, monkeypatch):
+    """Lightning's WandbLogger logs into a W&B run that is open already; train() must not finish it."""
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    mine = wandb.init(mode="offline", dir=tmp_path, project="mine")
+    try:
+        quiet = {key: value for key, value in QUIET.items() if key != "trainer.logger"}
+        api.train(SMOKE, {**quiet, "data.init_args.total_steps": 200}, working_dir=tmp_path, name="run")
+        assert wandb.run is mine, "still open"
+    finally:
+        mine.finish()
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -353,7 +353,7 @@ class LitRLCLI(CheckedCLI):
         a loop) starts its own instead of logging into this one's."""
         for logger in getattr(getattr(self, "trainer", None), "loggers", []):
             if isinstance(logger, WandbLogger):
-                finish_wandb_run(logger)
+                finish_wandb_run(logger, opened_before=getattr(self, "_open_wandb_run", None))
 
     def _plottable(self) -> bool:
         """Whether ``plot`` finds this run's metrics in its directory: a W&B logger writing into it,
@@ -486,9 +486,11 @@ class LitRLCLI(CheckedCLI):
         if trainer.world_size > 1 and trainer_config.get("strategy", "auto") in ("auto", "ddp"):
             ddp = {**trainer_config, "callbacks": list(configured), "strategy": ddp_strategy()}
             trainer = self.build_trainer(ddp, callbacks)
+        self._open_wandb_run = None  # a W&B run open before this one (the user's wandb.init): not finished here
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 drop_wandb_anonymous(logger)
+                self._open_wandb_run = sys.modules["wandb"].run if "wandb" in sys.modules else None
         cores = _cores()
         if isinstance(trainer.accelerator, CPUAccelerator) and trainer.num_devices > cores and self._launcher:
             log.warning(

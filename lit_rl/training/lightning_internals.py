@@ -64,13 +64,15 @@ def start_method(strategy: Strategy) -> str:
     return getattr(strategy, "_start_method", "popen")
 
 
-def finish_wandb_run(logger) -> None:
+def finish_wandb_run(logger, opened_before=None) -> None:
     """End the W&B run ``logger`` started, if it started one. ``wandb.run`` is global to the
     process, and a later ``WandbLogger`` reuses an open run (Lightning only warns): a second run in
-    the same process (``lit_rl.api.train`` in a loop) would log into the first one's W&B run."""
+    the same process (``lit_rl.api.train`` in a loop) would log into the first one's W&B run. A run
+    that was open before (``opened_before``, the user's own ``wandb.init``) is the user's to finish."""
     experiment = logger._experiment
-    if experiment is not None and hasattr(experiment, "finish"):  # not the DummyExperiment of other ranks
-        experiment.finish()
+    if experiment is None or experiment is opened_before or not hasattr(experiment, "finish"):
+        return  # none, not this logger's, or the DummyExperiment of the other ranks
+    experiment.finish()
 
 
 def drop_wandb_anonymous(logger) -> None:
