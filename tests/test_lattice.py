@@ -2,7 +2,8 @@
 (amathislab/lattice 846d02f, ``src/models/distributions.py``, on stable-baselines3 2.9.2 and
 torch 2.13): a golden fixture of the reference's own distributions
 (tests/fixtures/lattice/make_fixture.py writes it in a throwaway venv, ``make lattice-golden``
-reruns it; neither is needed here). Then what SAC and CrossQ do with the head.
+reruns it; neither is needed here). Then what SAC and CrossQ do with the head, and (slow) a
+Lattice run killed and resumed from the CLI.
 
 For each case of the fixture (gSDE-style noise matrices, one for the batch or one per latent, with
 the reference's SAC defaults and with every option moved; fresh noise with two initial log-stds),
@@ -18,6 +19,8 @@ so the reference's squashed log-probability is lit_rl's minus ``sum log(1 + 1e-6
 """
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,8 @@ import torch
 from lit_rl.algos import SAC, CrossQ
 from lit_rl.contract import Batch
 from lit_rl.nets.lattice import LatticeActor, LatticeConfig, LatticeHead, tanh_log_det
+from tests.conftest import ROOT, load_ckpt, ok, run_cli
+from tests.crash_helpers import kill_when, start_fit
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "lattice" / "lattice.npz"
 DATA = np.load(FIXTURE)
@@ -144,3 +149,35 @@ def test_unsupported_lattice_settings_are_refused_in_one_line(algorithm, kwargs,
     with pytest.raises(ValueError) as error:
         algorithm(observation_dim=3, action_bounds=[[-1.0], [1.0]], **kwargs)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["sac", "crossq"])
+def test_a_lattice_run_killed_and_resumed_continues_the_same_weights_and_noise(algorithm, tmp_path):
+    """From the CLI: the per-env noise matrices (rank state) are in the checkpoint, so a run
+    killed at its first save and resumed ends as the uninterrupted one."""
+    args = ["--config", str(ROOT / "configs" / "smoke" / f"{algorithm}_pendulum.yaml"), "--trainer.logger", "false",
+            "--trainer.enable_progress_bar", "false", "--model.init_args.policy_head", "lattice",
+            "--model.init_args.lattice.resample_every", "4"]  # fmt: skip
+    ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "reference"))
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    process = start_fit(tmp_path, "killed", *args)
+    stopped = []
+
+    def stopped_at_first_checkpoint() -> bool:
+        if not stopped and (checkpoints / "last.ckpt").is_file():
+            os.kill(process.pid, signal.SIGSTOP)
+            stopped.append(True)
+        return bool(stopped)
+
+    kill_when(process, stopped_at_first_checkpoint)
+    assert load_ckpt(checkpoints / "last.ckpt")["learner"]["lattice_acting"]["steps"] > 0
+    ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "killed", "--ckpt_path", "last"))
+    resumed = load_ckpt(checkpoints / "last.ckpt")
+    reference = load_ckpt(tmp_path / "reference" / "checkpoints" / "last.ckpt")
+    assert resumed["updates"] == reference["updates"] > 0
+    for key, value in reference["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], value), key
+    noise, expected = (c["learner"]["lattice_acting"] for c in (resumed, reference))
+    assert noise["steps"] == expected["steps"]
+    assert all(torch.equal(a, b) for a, b in zip(noise["noise"], expected["noise"], strict=True))
