@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from lit_rl.algos import OffPolicyAlgorithm
 from lit_rl.commands.cli import LitRLCLI, main
+from lit_rl.commands.config_errors import registered
 from tests.conftest import DATA_KEY, ROOT, SMOKE, load_ckpt, ok, run_cli
 
 SMOKE_MPO = ROOT / "configs" / "smoke" / "mpo_pendulum.yaml"
@@ -134,9 +136,10 @@ CASES = {
         ["--model.init_args.exploration_noise", "gauss"],
         "--model.init_args.exploration_noise gauss: expected 'gaussian' or 'ornstein_uhlenbeck'",
     ),
-    "unknown algorithm": (
+    "unknown algorithm": (  # all of them, in the registry's order
         ["--model.class_path", "lit_rl.algos.PPO"],
-        "--model lit_rl.algos.PPO: not one of the registered OffPolicyAlgorithm classes, lit_rl.algos.DDPG, ",
+        "--model lit_rl.algos.PPO: not one of the registered OffPolicyAlgorithm classes, "
+        + ", ".join(registered(OffPolicyAlgorithm)),
     ),
     "misspelled algorithm": (["--model", "lit_rl.algos.DPG"], "; did you mean lit_rl.algos.DDPG?"),
     "unknown DataModule": (
