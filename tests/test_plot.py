@@ -118,3 +118,25 @@ def test_a_name_with_a_dash_keeps_its_end_in_labels(runs, tmp_path, capsys):
     assert counts == {"ddpg_lr3e-4 (1 run)": 1, "smoke (1 run)": 1}
     assert compare.main([str(named)]) == 0
     assert table_rows(capsys.readouterr().out)[0].startswith("| ddpg_lr3e-4 | 1 |")
+
+
+def test_later_csv_segments_win_in_the_order_they_were_written(runs, tmp_path):
+    """A run resumed ten times has version_0 .. version_10: the evaluation a resume repeats keeps
+    the value of the newest segment, version_10, not of version_9 (which sorts after it as text)."""
+    [csv_file] = runs[0].rglob("metrics.csv")
+    run = tmp_path / "resumed"
+    rows = csv_file.read_text().splitlines()
+    for version, scale in ((9, 1.0), (10, 2.0)):
+        (run / f"version_{version}").mkdir(parents=True)
+        header = rows[0].split(",")
+        column = header.index("test/episode_return")
+        lines = [rows[0]]
+        for line in rows[1:]:
+            cells = line.split(",")
+            if cells[column]:
+                cells[column] = str(float(cells[column]) * scale)
+            lines.append(",".join(cells))
+        (run / f"version_{version}" / "metrics.csv").write_text("\n".join(lines) + "\n")
+    xs, ys = run_curve(run, "test/episode_return", "env_steps")
+    _, original = run_curve(runs[0], "test/episode_return", "env_steps")
+    assert np.array_equal(ys, 2.0 * original) and len(xs) == len(original)

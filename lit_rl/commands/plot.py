@@ -84,13 +84,18 @@ def read_csv(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
+def _segment_order(path: Path) -> tuple:
+    """CSVLogger segments of a resumed run in the order they were written: ``version_10`` after ``version_9``."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path)))
+
+
 def run_curve(run_dir: Path, metric: str, x: str, x_max: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(xs, ys)`` of ``metric`` against ``x`` over all of a run's logs, sorted by x, up to
     ``x_max``; a point logged twice (a resumed run repeats its last evaluation) keeps its last value."""
     wandb_files = sorted(run_dir.glob("wandb/*run-*/run-*.wandb"))  # not again through the latest-run link
     rows = [row for f in wandb_files for row in read_wandb(f)]
     csv_files = [f for f in run_dir.rglob("metrics.csv") if f.relative_to(run_dir).parts[0] != EVAL_DIR]
-    rows += [row for f in sorted(csv_files) for row in read_csv(f)]
+    rows += [row for f in sorted(csv_files, key=_segment_order) for row in read_csv(f)]
     points = {row[x]: row[metric] for row in rows if isinstance(row.get(metric), int | float) and x in row}
     if not wandb_files and not csv_files:
         raise PlotError(f"{run_dir}: {_no_logs(run_dir)}")
