@@ -127,9 +127,26 @@ def test_the_cli_hooks_exist_with_the_signatures_used():
         "_instantiate_trainer": ["self", "config", "callbacks"],
         "_get": ["self", "config", "key", "default"],
         "_parser": ["self", "subcommand"],
+        "_run_subcommand": ["self", "subcommand"],
+        "_set_seed": ["self"],
     }.items():
         assert list(inspect.signature(getattr(LightningCLI, name)).parameters) == parameters, name
-    assert CheckedCLI._parse_ckpt_path is not LightningCLI._parse_ckpt_path  # the override is in place
+    for name in ("_parse_ckpt_path", "_run_subcommand", "_set_seed"):  # the overrides are in place
+        assert getattr(CheckedCLI, name) is not getattr(LightningCLI, name), name
+
+
+def test_seed_everything_logs_seed_set_on_the_logger_the_cli_holds_back(caplog):
+    from lightning.pytorch import seed_everything
+
+    with caplog.at_level(logging.INFO, logger=CheckedCLI.SEED_LOGGER):
+        seed_everything(3)
+    assert [r.name for r in caplog.records if "Seed set to 3" in r.getMessage()] == [CheckedCLI.SEED_LOGGER]
+
+
+def test_the_wandb_logger_keeps_its_run_in_experiment_until_it_starts_one(tmp_path):
+    """``finish_wandb_run`` reads ``WandbLogger._experiment``: None until the logger starts a run."""
+    logger = WandbLogger(project="lit_rl", offline=True, save_dir=str(tmp_path))
+    assert logger._experiment is None
 
 
 WANDB_RUN = """
