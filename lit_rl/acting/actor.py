@@ -48,7 +48,14 @@ class ActingConfig:
     ``lit_rl.algos.OffPolicyAlgorithm``), checked here.
 
     ``random_prob`` is the epsilon-greedy schedule: ``[(env_steps, probability), ...]``, linear
-    in between (Dyna's ``init_random_prob`` and ``random_prob_schedule``; 0 for the others)."""
+    in between (Dyna's ``init_random_prob`` and ``random_prob_schedule``; 0 for the others).
+
+    ``noise_enters`` is where ``exploration_noise`` goes, as the algorithm class declares it
+    (``OffPolicyAlgorithm.noise_enters``): ``action``, added to ``explore``'s actions (a
+    deterministic policy: any noise), or ``draw``, handed to ``explore`` as the standard-normal
+    draw its sampling uses (a stochastic policy: pink only); None (undeclared): Gaussian and
+    Ornstein-Uhlenbeck noise are added, pink is refused. ``learner`` names the algorithm in the
+    refusals."""
 
     dep_mode: int = 0
     dep: DEPConfig | None = None
@@ -58,18 +65,41 @@ class ActingConfig:
     ou_theta: float = 0.15
     ou_dt: float = 0.01
     random_prob: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 0.0)])
+    pink_beta: float = 1.0
+    pink_seq_len: int = 1000
+    noise_enters: str | None = "action"
+    learner: str = "this algorithm"
 
     def __post_init__(self):
         if self.dep_mode not in range(5):
             raise ValueError(
                 f"dep_mode must be 0-4 (none, InitExplore, DetSwitch, StochSwitch, PureDep), got {self.dep_mode}"
             )
-        if self.exploration_noise is not None and self.exploration_noise not in NOISES:
+        noise, learner = self.exploration_noise, self.learner
+        if noise is not None and noise not in NOISES:
+            raise ValueError(f"exploration_noise must be one of {sorted(NOISES)} or null, got {noise!r}")
+        if self.noise_enters not in ("action", "draw", None):
+            raise ValueError(f"noise_enters must be 'action', 'draw' or None, got {self.noise_enters!r}")
+        if noise == "pink" and self.noise_enters is None:
             raise ValueError(
-                f"exploration_noise must be one of {sorted(NOISES)} or null, got {self.exploration_noise!r}"
+                f"exploration_noise: pink: {learner} does not say how its policy takes noise; set its class attribute "
+                "noise_enters to 'action' (deterministic: added to explore's actions) or 'draw' (stochastic: "
+                "explore(..., noise=) samples with it)"
             )
+        if self.noise_enters == "draw" and noise not in (None, "pink"):
+            raise ValueError(
+                f"exploration_noise: {noise}: {learner} samples its policy, so its noise is its own draw: "
+                "exploration_noise may be pink (its standard-normal draw made pink) or null"
+            )
+        if noise == "pink":  # the process checks its options
+            NOISES["pink"](self.noise_std, torch.ones(1), self.pink_beta, self.pink_seq_len)
         if self.dep_mode and self.dep is None:
             object.__setattr__(self, "dep", DEPConfig())
+
+    @property
+    def noise_is_draw(self) -> bool:
+        """The noise is handed to the policy's ``explore`` (a stochastic policy), not added."""
+        return self.exploration_noise is not None and self.noise_enters == "draw"
 
     @property
     def needs_muscle_states(self) -> bool:
@@ -111,8 +141,11 @@ class Actor:
         self.noise = None
         if config.exploration_noise is not None:
             half_range = (policy.action_high - policy.action_low) / 2
-            noise_kwargs = {"theta": config.ou_theta, "dt": config.ou_dt}
-            noise_kwargs = noise_kwargs if config.exploration_noise == "ornstein_uhlenbeck" else {}
+            noise_kwargs = {
+                "gaussian": {},
+                "ornstein_uhlenbeck": {"theta": config.ou_theta, "dt": config.ou_dt},
+                "pink": {"beta": config.pink_beta, "seq_len": config.pink_seq_len},
+            }[config.exploration_noise]
             self.noise = NOISES[config.exploration_noise](config.noise_std, half_range, **noise_kwargs)
         self.dep: DEPController | None = None  # built at the first step, when E and m are known
         self.dep_switch: DEPSwitch | None = None
@@ -153,6 +186,8 @@ class Actor:
             dep_actions = self.dep.step(context.muscle_states) if decision.step_dep else None
             if decision.dep_acts:
                 if self.dep_action_dims is None:
+                    if self.noise is not None:  # the policy does not act: a pink process remembers episode starts
+                        self.noise.skip(context.episode_starts)
                     return dep_actions.to(observations.dtype)
                 return self._with_dep(self._policy_side(observations, context), dep_actions)
         return self._policy_side(observations, context)
@@ -164,15 +199,19 @@ class Actor:
         return actions
 
     def _policy_side(self, observations: torch.Tensor, context: RolloutContext) -> torch.Tensor:
-        """The actions when DEP does not act: the warm-up's, or ``explore``'s with noise and
-        epsilon-greedy exploration."""
+        """The actions when DEP does not act: the warm-up's, or ``explore``'s with noise (added
+        to its actions, or handed to it as its draw) and epsilon-greedy exploration."""
         policy, config = self.policy, self.config
         if context.env_steps < config.random_steps:
             return self.uniform_actions(observations.shape[0])
-        actions = policy.explore(observations, context.env_steps, context.episode_starts)
-        if self.noise is not None:
-            noisy = self.noise(actions, context.episode_starts)
-            actions = torch.clamp(noisy, policy.action_low, policy.action_high)
+        if config.noise_is_draw:  # a stochastic policy samples with the noise as its standard-normal draw
+            noise = self.noise.draw(context.episode_starts).to(observations.device)
+            actions = policy.explore(observations, context.env_steps, context.episode_starts, noise=noise)
+        else:
+            actions = policy.explore(observations, context.env_steps, context.episode_starts)
+            if self.noise is not None:
+                noisy = self.noise(actions, context.episode_starts)
+                actions = torch.clamp(noisy, policy.action_low, policy.action_high)
         p = config.epsilon(context.env_steps)
         if p > 0:
             uniform = self.uniform_actions(actions.shape[0])  # drawn before the coin flips, as always

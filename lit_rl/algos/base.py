@@ -68,11 +68,18 @@ class OffPolicyAlgorithm(LightningModule):
         dep: the DEP block (deprl's key names, ``lit_rl.acting.DEPConfig``); its defaults when
             omitted.
         random_steps: act uniformly at random until this many env transitions were collected.
-        exploration_noise: noise added to ``explore``'s actions (then clipped to the bounds):
-            ``gaussian``, ``ornstein_uhlenbeck`` or None (no noise: a stochastic policy explores
-            by itself).
-        noise_std: noise scale as a fraction of the action half-range.
+        exploration_noise: a deterministic policy's noise, added to ``explore``'s actions (then
+            clipped to the bounds): ``gaussian``, ``ornstein_uhlenbeck`` or ``pink``; a stochastic
+            policy's (SAC, CrossQ, MPO): ``pink``, the standard-normal draw its sampling uses
+            (``a = mean + std * pink``, squashed as usual); None: no noise (a stochastic policy
+            explores with its own Gaussian draw). Where the noise goes is the class's
+            ``noise_enters``. docs/exploration.md.
+        noise_std: additive noise's scale as a fraction of the action half-range.
         ou_theta, ou_dt: Ornstein-Uhlenbeck parameters.
+        pink_beta: the exponent of the colored noise's power spectrum ``1 / f^beta`` (1 pink, 0
+            white, 2 red); pink-noise-rl's ``ColoredNoiseProcess``, one per env.
+        pink_seq_len: steps of each env's noise sequence (then the next one starts; an episode
+            start starts one too); Eberhard et al. use the episode length.
 
     Subclasses choose their own defaults for the exploration arguments by declaring them in
     their ``__init__`` and passing them on (see ``DDPG``). Every ``__init__`` argument of every
@@ -85,6 +92,11 @@ class OffPolicyAlgorithm(LightningModule):
     """
 
     max_nonfinite_batches = 10
+    # Where exploration_noise goes (lit_rl.acting.ActingConfig): "action", added to explore's
+    # actions (a deterministic policy), or "draw", handed to explore as the standard-normal draw it
+    # samples with (a stochastic policy); None (not declared): Gaussian and Ornstein-Uhlenbeck
+    # noise are added, pink noise is refused.
+    noise_enters: ClassVar[Literal["action", "draw"] | None] = None
     # deprl/tonic agent classes ``python -m lit_rl convert`` turns into this algorithm, each with
     # the names of its constructor's positional parameters
     tonic_agents: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -106,13 +118,17 @@ class OffPolicyAlgorithm(LightningModule):
         ou_theta: float = 0.15,
         ou_dt: float = 0.01,
         normalizer_statistics: Literal["exact", "float32"] = "exact",
+        pink_beta: float = 1.0,
+        pink_seq_len: int = 1000,
     ):
         super().__init__()
         self.save_hyperparameters()  # Lightning collects the subclasses' __init__ arguments too
         # how the acting layer acts around this policy (lit_rl.acting.Actor); checks the keys
         self.acting = ActingConfig(
-            dep_mode, dep if dep_mode else None, random_steps, exploration_noise, noise_std, ou_theta, ou_dt
-        )
+            dep_mode, dep if dep_mode else None, random_steps, exploration_noise, noise_std, ou_theta, ou_dt,
+            pink_beta=pink_beta, pink_seq_len=pink_seq_len, noise_enters=self.noise_enters,
+            learner=type(self).__name__,
+        )  # fmt: skip
         self.dep_mode = dep_mode
         if observation_dim is None or action_bounds is None:
             raise ValueError(
@@ -139,12 +155,21 @@ class OffPolicyAlgorithm(LightningModule):
 
     # ------------------------------------------------------------ what an algorithm writes
 
-    def explore(self, observations: torch.Tensor, env_steps: int, episode_starts: torch.Tensor) -> torch.Tensor:
+    def explore(
+        self,
+        observations: torch.Tensor,
+        env_steps: int,
+        episode_starts: torch.Tensor,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The policy's training actions ``[E, A]`` (a sample for a stochastic policy, the
         deterministic action for one with ``exploration_noise``); ``episode_starts`` marks envs
         whose episode just began. Runs under ``torch.no_grad``. The acting layer
         (``lit_rl.acting.Actor``) has already recorded the observations for the normaliser, and
-        adds the noise after."""
+        adds the noise after (``noise_enters = "action"``). ``noise`` (``[E, A]``, only for
+        ``noise_enters = "draw"`` with ``exploration_noise: pink``): the standard-normal draw to
+        sample with instead of a fresh one; the acting layer passes it only when set, so an
+        ``explore`` without the argument works as before."""
         raise NotImplementedError
 
     def act_greedy(self, observations: torch.Tensor) -> torch.Tensor:

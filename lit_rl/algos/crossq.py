@@ -54,6 +54,7 @@ class CrossQ(SquashedPolicy, OffPolicyAlgorithm):
         log_std_min, log_std_max: clamp of the Gaussian policy's log-std.
         max_grad_norm: clip the policy's and the critics' gradient norm (None: no clipping, CrossQ's).
         policy_head, lattice: the policy's distribution, as SAC's (``gaussian`` or ``lattice``).
+        exploration_noise, pink_beta, pink_seq_len: pink noise as the acting policy's draw, as SAC's.
         observation_dim, action_bounds, normalize_observations, normalizer_statistics, dep_mode,
             dep, random_steps: see ``OffPolicyAlgorithm``; CrossQ explores by sampling its policy,
             after ``random_steps`` uniform random steps.
@@ -87,10 +88,14 @@ class CrossQ(SquashedPolicy, OffPolicyAlgorithm):
         dep_mode: int = 0,
         dep: DEPConfig | None = None,
         random_steps: int = 100,
+        exploration_noise: str | None = None,
+        pink_beta: float = 1.0,
+        pink_seq_len: int = 1000,
     ):
         super().__init__(
             observation_dim, action_bounds, normalize_observations=normalize_observations,
             normalizer_statistics=normalizer_statistics, dep_mode=dep_mode, dep=dep, random_steps=random_steps,
+            exploration_noise=exploration_noise, pink_beta=pink_beta, pink_seq_len=pink_seq_len,
         )  # fmt: skip
         if policy_delay < 1:
             raise ValueError(f"policy_delay must be at least 1, got {policy_delay}")
@@ -114,9 +119,9 @@ class CrossQ(SquashedPolicy, OffPolicyAlgorithm):
         return torch.stack([full_precision(critic(inputs).squeeze(-1)) for critic in self.critics])
 
     # the policy acts with its normalisation's running statistics, whatever Lightning's mode
-    def explore(self, observations, env_steps, episode_starts):
+    def explore(self, observations, env_steps, episode_starts, noise=None):
         set_renorm_training(self.actor, False)
-        return super().explore(observations, env_steps, episode_starts)
+        return super().explore(observations, env_steps, episode_starts, noise)
 
     def act_greedy(self, observations):
         set_renorm_training(self.actor, False)

@@ -26,9 +26,12 @@ class DDPG(OffPolicyAlgorithm):
         tau: Polyak rate of the target networks, applied after every batch.
         max_grad_norm: clip each network's gradient norm to this value (None: no clipping).
         observation_dim, action_bounds, normalize_observations, normalizer_statistics, dep_mode, dep,
-            random_steps, exploration_noise, noise_std, ou_theta, ou_dt: see ``OffPolicyAlgorithm``; DDPG
-            explores with Gaussian noise of std 0.1 after 10,000 uniform random steps.
+            random_steps, exploration_noise, noise_std, ou_theta, ou_dt, pink_beta, pink_seq_len: see
+            ``OffPolicyAlgorithm``; DDPG explores with Gaussian noise of std 0.1 after 10,000 uniform
+            random steps; ``exploration_noise: pink`` adds pink noise of that std instead.
     """
+
+    noise_enters = "action"  # a deterministic policy: the exploration noise is added to its actions
 
     tonic_agents = {
         "tonic.torch.agents.DDPG": ("model", "replay", "exploration", "actor_updater", "critic_updater"),
@@ -45,10 +48,12 @@ class DDPG(OffPolicyAlgorithm):
         actor_lr: float = 1e-3,
         critic_lr: float = 1e-3,
         tau: float = 0.005,
-        exploration_noise: Literal["gaussian", "ornstein_uhlenbeck"] = "gaussian",
+        exploration_noise: Literal["gaussian", "ornstein_uhlenbeck", "pink"] = "gaussian",
         noise_std: float = 0.1,
         ou_theta: float = 0.15,
         ou_dt: float = 0.01,
+        pink_beta: float = 1.0,
+        pink_seq_len: int = 1000,
         random_steps: int = 10_000,
         max_grad_norm: float | None = None,
         normalize_observations: bool | Literal["critic"] = False,
@@ -60,6 +65,7 @@ class DDPG(OffPolicyAlgorithm):
             observation_dim, action_bounds, normalize_observations=normalize_observations,
             normalizer_statistics=normalizer_statistics, dep_mode=dep_mode, dep=dep, random_steps=random_steps,
             exploration_noise=exploration_noise, noise_std=noise_std, ou_theta=ou_theta, ou_dt=ou_dt,
+            pink_beta=pink_beta, pink_seq_len=pink_seq_len,
         )  # fmt: skip
         obs_dim, act_dim = self.observation_dim, self.action_dim
         self.actor = mlp(obs_dim, list(actor_hidden), act_dim, activation)

@@ -125,11 +125,17 @@ class MPO(OffPolicyAlgorithm):
         tau: Polyak rate of the target networks, applied after every batch.
         max_grad_norm: clip the critic's and the actor's gradient norm to this value (None: no
             clipping; the duals are never clipped).
+        exploration_noise: null (the default: the policy samples with a fresh Gaussian draw) or
+            ``pink``: the acting policy's standard-normal draw is pink noise, ``a = mean + std *
+            pink`` (as pink-noise-rl's ``MPO_CN`` for tonic); the updates' samples stay Gaussian.
+        pink_beta, pink_seq_len: the pink noise's exponent and sequence length (``OffPolicyAlgorithm``).
         observation_dim, action_bounds, normalize_observations, normalizer_statistics, dep_mode,
             dep: see ``OffPolicyAlgorithm``. deprl's computation is ``normalize_observations:
             critic`` with ``normalizer_statistics: float32`` (what its configs and ``convert``
             write); the defaults normalise both networks with exact statistics.
     """
+
+    noise_enters = "draw"  # a stochastic policy: pink noise is the draw it samples with
 
     tonic_agents = {
         "deprl.custom_mpo_torch.TunedMPO": ("model", "replay", "actor_updater", "critic_updater"),
@@ -164,10 +170,14 @@ class MPO(OffPolicyAlgorithm):
         normalizer_statistics: Literal["exact", "float32"] = "exact",
         dep_mode: int = 0,
         dep: DEPConfig | None = None,
+        exploration_noise: str | None = None,
+        pink_beta: float = 1.0,
+        pink_seq_len: int = 1000,
     ):
         super().__init__(
             observation_dim, action_bounds, normalize_observations=normalize_observations,
             normalizer_statistics=normalizer_statistics, dep_mode=dep_mode, dep=dep,
+            exploration_noise=exploration_noise, pink_beta=pink_beta, pink_seq_len=pink_seq_len,
         )  # fmt: skip
         if not (torch.all(self.action_low == -1.0) and torch.all(self.action_high == 1.0)):
             low, high = self.action_low.min().item(), self.action_high.max().item()
@@ -220,9 +230,9 @@ class MPO(OffPolicyAlgorithm):
 
     # ------------------------------------------------------------ acting
 
-    def explore(self, observations, env_steps, episode_starts):
+    def explore(self, observations, env_steps, episode_starts, noise=None):
         mean, std = self.policy(observations)
-        return mean + std * torch.randn_like(mean)
+        return mean + std * (torch.randn_like(mean) if noise is None else noise.to(mean.dtype))
 
     def act_greedy(self, observations):
         return self.policy(observations)[0]

@@ -42,8 +42,9 @@ class SquashedGaussianActor(nn.Module):
         log_prob = (-0.5 * noise.square() - log_std - LOG_SQRT_2PI).sum(-1)
         return torch.tanh(u), log_prob - tanh_log_det(u)
 
-    def explore(self, observations: torch.Tensor) -> torch.Tensor:
-        return self.sample(observations)[0]
+    def explore(self, observations: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """An action in [-1, 1]; ``noise``: the standard normal draw (pink noise), or a fresh one."""
+        return self.sample(observations, None if noise is None else noise.to(torch.float32))[0]
 
     def greedy(self, observations: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self(observations)[0])
@@ -70,6 +71,8 @@ class SquashedPolicy:
     diagonal Gaussian, or ``lattice``, Lattice exploration's latent noise, ``lit_rl.nets.lattice``)
     and how it acts. A mixin before ``OffPolicyAlgorithm``."""
 
+    noise_enters = "draw"  # a stochastic policy: pink noise is the draw it samples with
+
     def build_policy(self, trunk: nn.Module, latent_dim: int, policy_head: str, lattice: LatticeConfig | dict | None,
                      log_std_min: float, log_std_max: float) -> None:  # fmt: skip
         """``self.actor`` from ``trunk`` (observation -> its last hidden layer, ``latent_dim``
@@ -78,6 +81,11 @@ class SquashedPolicy:
             raise ValueError(f"policy_head must be one of {list(POLICY_HEADS)}, got {policy_head!r}")
         if policy_head != "lattice" and lattice is not None:
             raise ValueError(f"lattice options are given but policy_head is {policy_head!r}: set policy_head: lattice")
+        if policy_head == "lattice" and self.acting.exploration_noise is not None:
+            raise ValueError(
+                f"exploration_noise: {self.acting.exploration_noise} with policy_head: lattice: Lattice draws its own "
+                "latent noise; choose one of them"
+            )
         if policy_head == "lattice":
             head = LatticeHead(latent_dim, self.action_dim, LatticeConfig.of(lattice), log_std_min, log_std_max)
             self.actor = LatticeActor(trunk, head)
@@ -90,8 +98,10 @@ class SquashedPolicy:
         unit, log_prob = self.actor.sample(self.normalize_for_actor(observations))
         return self.scale_action(unit), log_prob
 
-    def explore(self, observations, env_steps, episode_starts):
-        return self.scale_action(self.actor.explore(self.normalize_for_actor(observations)))
+    def explore(self, observations, env_steps, episode_starts, noise=None):
+        actor_input = self.normalize_for_actor(observations)
+        unit = self.actor.explore(actor_input) if noise is None else self.actor.explore(actor_input, noise)
+        return self.scale_action(unit)
 
     def act_greedy(self, observations):
         return self.scale_action(self.actor.greedy(self.normalize_for_actor(observations)))
@@ -127,6 +137,11 @@ class SAC(SquashedPolicy, OffPolicyAlgorithm):
             latent noise, ``lit_rl.nets.lattice``; docs/exploration.md).
         lattice: Lattice's options (``lit_rl.nets.LatticeConfig``; its defaults when omitted), with
             ``policy_head: lattice`` only.
+        exploration_noise: null (the default: the policy samples with a fresh Gaussian draw) or
+            ``pink``: the acting policy's standard-normal draw is pink noise, ``a = tanh(mean + std *
+            pink)`` (Eberhard et al. 2023, pink-noise-rl's ``PinkNoiseDist``); the updates' samples
+            stay Gaussian. Not with ``policy_head: lattice``.
+        pink_beta, pink_seq_len: the pink noise's exponent and sequence length (``OffPolicyAlgorithm``).
         observation_dim, action_bounds, normalize_observations, normalizer_statistics, dep_mode,
             dep, random_steps: see ``OffPolicyAlgorithm``; SAC explores by sampling its policy, after ``random_steps``
             uniform random steps.
@@ -160,10 +175,14 @@ class SAC(SquashedPolicy, OffPolicyAlgorithm):
         random_steps: int = 10_000,
         policy_head: str = "gaussian",
         lattice: LatticeConfig | None = None,
+        exploration_noise: str | None = None,
+        pink_beta: float = 1.0,
+        pink_seq_len: int = 1000,
     ):
         super().__init__(
             observation_dim, action_bounds, normalize_observations=normalize_observations,
             normalizer_statistics=normalizer_statistics, dep_mode=dep_mode, dep=dep, random_steps=random_steps,
+            exploration_noise=exploration_noise, pink_beta=pink_beta, pink_seq_len=pink_seq_len,
         )  # fmt: skip
         obs_dim, act_dim = self.observation_dim, self.action_dim
         self.build_policy(*policy_trunk(obs_dim, list(actor_hidden), activation), policy_head, lattice, log_std_min,
