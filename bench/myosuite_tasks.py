@@ -128,7 +128,11 @@ def _actuators(row: dict) -> str:
     total, muscles = row["actuators"], row.get("muscle_actuators")
     if muscles is None:
         return str(total)
-    return f"{total}: {muscles} muscles" + (f" + {total - muscles} other" if total > muscles else "")
+    if muscles == total:
+        return f"{total} muscles"
+    if muscles == 0:
+        return f"{total} motors, no muscles"
+    return f"{total}: {muscles} muscles + {total - muscles} other"
 
 
 def _dep(row: dict) -> str:
@@ -211,7 +215,8 @@ def table(results: list[dict], header: str) -> str:
         + ".",
         "",
         f"Bodies that mix muscles with other actuators ({len(mixed)} tasks: {', '.join(mixed)}): DEP reads and "
-        "drives the muscles only, and in DEP's steps the other actuators get the policy's actions "
+        "drives the muscles only, and in DEP's steps the other actuators get the policy's actions, or where the "
+        "actions are the muscles' only, the env's own controller drives them (OslRun's OSL leg) "
         "([DEP on mixed bodies](dep.md#bodies-with-muscles-and-motors)).",
         "",
         "| task | observation | actions | actuators | DEP input (muscle states) | env steps/s | status | variants |",

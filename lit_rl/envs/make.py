@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +92,8 @@ def env_failure(config: EnvConfig, doing: str, error: BaseException) -> EnvUnsup
     """The one-line ``EnvUnsupported`` for an env that raised ``error`` while being ``doing``
     (``made``, ``reset``): the error's first line and what to do."""
     text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
-    text = f"{type(error).__name__}: {text[:240]}" if text else type(error).__name__
+    text = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0][:240]  # its first sentence
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     if _needs_network(error):
         hint = (
             "it downloads data when it is made or reset, and the server cannot be reached from here: make it once "
@@ -106,8 +108,11 @@ def env_failure(config: EnvConfig, doing: str, error: BaseException) -> EnvUnsup
 
 def check_spaces(env_id: str, env: gym.Env) -> None:
     """lit_rl's algorithms observe and act in Box (continuous vector) spaces; anything else is
-    refused in one line."""
-    for which, space in (("observation", env.observation_space), ("action", env.action_space)):
+    refused in one line (a Dict of actions first: a multi-agent env, whose observations are a Dict too)."""
+    spaces = [("observation", env.observation_space), ("action", env.action_space)]
+    if isinstance(env.action_space, gym.spaces.Dict):
+        spaces.reverse()
+    for which, space in spaces:
         if not isinstance(space, gym.spaces.Box):
             shown = " ".join(str(space).split())
             shown = shown if len(shown) <= 120 else shown[:117] + "..."

@@ -101,19 +101,6 @@ class DEPLayout:
     action_dims: tuple[int, ...] | None
     problem: str | None = None
 
-    @property
-    def mixed(self) -> bool:
-        """DEP drives some action dims and the policy the others."""
-        return self.action_dims is not None
-
-    def describe(self) -> str:
-        """``54 of 56 actuators``-style text of what DEP reads."""
-        if self.problem is not None:
-            return "no"
-        if self.muscles == self.actuators:
-            return f"all {self.actuators} actuators"
-        return f"{self.muscles} muscles of {self.actuators} actuators"
-
 
 def dep_layout(env) -> DEPLayout:
     """``env``'s ``DEPLayout`` (after a reset: a SCONE model reports its muscles once it is loaded).
