@@ -141,7 +141,7 @@ def test_a_network_error_is_told_as_a_download_that_failed():
     assert "it downloads data when it is made or reset, and the server cannot be reached from here" in message
 
 
-@pytest.mark.slow  # the full body takes 20-60 s to build; the two tests above cover the same code
+@pytest.mark.slow  # the full body takes 10-60 s to build; the two tests above cover the same code
 def test_fit_refuses_an_env_that_downloads_when_there_is_no_network_in_one_line(tmp_path):
     """myoFullBodyDirectional-v0 fetches motion data from the Hugging Face hub when it is made
     (HF_HUB_OFFLINE=1 makes "no network" certain here): exit status 2, one line, nothing written."""
