@@ -80,22 +80,6 @@ def test_train_metrics_are_logged_every_epoch_without_gradient_batches(tmp_path,
         assert float(row["replay/size"]) == (0.0 if "4" in extra else float(row["env_steps"]))
 
 
-def test_dep_on_an_env_without_muscles_is_a_clear_error(tmp_path):
-    result = run_cli(
-        "fit",
-        "--config",
-        str(ROOT / "configs" / "smoke" / "ddpg_pendulum.yaml"),
-        "--working_dir",
-        str(tmp_path),
-        "--trainer.logger",
-        "false",
-        "--model.init_args.dep_mode",
-        "1",
-    )
-    assert result.returncode != 0
-    assert "no actuator data" in result.stderr
-
-
 @pytest.mark.parametrize("algorithm", ["DDPG", "TD3", "SAC"])
 def test_dep_wraps_any_algorithm(algorithm, tmp_path):
     """deprl's dep_factory wraps any agent: DEP (mode 3) with another learner on myoLegWalk-v0."""

@@ -156,10 +156,10 @@ def test_fit_refuses_an_env_that_downloads_when_there_is_no_network_in_one_line(
 
 
 def test_fit_refuses_dep_on_an_env_without_muscle_states_before_a_step(tmp_path):
-    """The refusal names the mode, the env and the way out; nothing is trained or saved. (Its line
-    ends a traceback until the CLI prints ``EnvUnsupported`` from ``setup`` as its one-line error.)"""
+    """The refusal is the CLI's one line (exit 2, no traceback) and names the mode, the env and the
+    way out; nothing is trained or saved."""
     result = fit_smoke(tmp_path, "--model.init_args.dep_mode", "1")
-    assert result.returncode != 0
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]
     assert "dep_mode 1: Pendulum-v1 has no actuator data" in last and "--model.init_args.dep_mode 0" in last, last
     assert not list(tmp_path.rglob("*.ckpt"))

@@ -298,6 +298,8 @@ class LitRLCLI(CheckedCLI):
                 f"{self.run_dir} is finished: its checkpoint holds {saved['env_steps']:,} env steps of total_steps "
                 f"{total:,}, so there is nothing to train (a larger --data.init_args.total_steps trains on)"
             )
+        if (problem := self.datamodule.env_problem(self.model)) is not None:  # DEP on a body without muscles
+            raise ConfigError(problem)
         self._check_checkpoint_spaces()
         self._check_checkpoint_replay()
         if not self._launcher:
@@ -409,7 +411,8 @@ class LitRLCLI(CheckedCLI):
             message = checkpoint_world_message(f"--ckpt_path {ckpt_path}", len(records), self.trainer.world_size)
             raise ConfigError(message)
         for record in records:
-            problem = replay_file_problem(record, Path(ckpt_path).parent)
+            here = self.datamodule.replay_settings(self.trainer.world_size)
+            problem = replay_file_problem(record, Path(ckpt_path).parent, here=here)
             if problem is not None:
                 raise ConfigError(
                     f"--ckpt_path {ckpt_path} {problem}; resume from a step=<env_steps>.ckpt (no replay) or with "
