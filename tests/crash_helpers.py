@@ -85,7 +85,8 @@ def read_replay(checkpoints: Path) -> dict[str, torch.Tensor]:
     with open(path, "rb") as f:
         header = json.loads(f.readline())
     obs, act = header["shapes"]["observations"][0], header["shapes"]["actions"][0]
-    replay = ReplayBuffer(header["rows"] * header["num_envs"], header["num_envs"], obs, act, header["return_steps"])
+    replay = ReplayBuffer(header["rows"] * header["num_envs"], header["num_envs"], obs, act, header["return_steps"],
+                          header["discount"])  # fmt: skip
     replay.load(path, token=state["replay_token"])
     assert path.stat().st_size == state["replay_bytes"]
     fields = {name: getattr(replay, name)[: replay.filled] for name in ReplayBuffer._FIELDS}
