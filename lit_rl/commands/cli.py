@@ -486,7 +486,8 @@ class LitRLCLI(CheckedCLI):
             callbacks.append(EnvStepProgressBar())
         configured = list(trainer_config.get("callbacks") or [])  # build_trainer extends the list
         trainer = self.build_trainer({**trainer_config, "callbacks": list(configured)}, callbacks)
-        if trainer.world_size > 1 and trainer_config.get("strategy", "auto") in ("auto", "ddp"):
+        strategy = trainer_config.get("strategy", "auto")
+        if strategy == "ddp" or (trainer.world_size > 1 and strategy == "auto"):  # ddp on 1 device too
             ddp = {**trainer_config, "callbacks": list(configured), "strategy": ddp_strategy()}
             trainer = self.build_trainer(ddp, callbacks)
         self._open_wandb_run = None  # a W&B run open before this one (the user's wandb.init): not finished here
