@@ -113,7 +113,9 @@ class Policy(Protocol):
     evaluation_every: int | None  # env steps between evaluations it asks for (None: epoch_steps decides)
 
     def explore(self, observations: torch.Tensor, env_steps: int, episode_starts: torch.Tensor) -> torch.Tensor:
-        """The policy's training actions ``[E, A]`` (before noise)."""
+        """The policy's training actions ``[E, A]`` (before noise). A stochastic policy that
+        declares ``noise_enters = "draw"`` also takes ``noise=`` (``[E, A]``, pink noise): the
+        standard-normal draw to sample with; it is passed only when that noise is configured."""
         ...
 
     def act_greedy(self, observations: torch.Tensor) -> torch.Tensor:
