@@ -15,8 +15,12 @@ DATA_KEY = "RolloutDataModule"  # the DataModule's state in a checkpoint
 
 
 def cli_env() -> dict[str, str]:
-    """The environment of a ``python -m lit_rl`` subprocess: W&B offline and quiet, this checkout importable."""
-    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(ROOT)}
+    """The environment of a ``python -m lit_rl`` subprocess: W&B offline and quiet, this checkout
+    importable, and its own W&B service: a service a test started in the pytest process (an
+    in-process ``lit_rl.api.train``) sets ``WANDB_SERVICE``, and a run killed while connected to it
+    would keep its run id in use for the resumed run."""
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    return {**env, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(ROOT)}
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
