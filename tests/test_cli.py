@@ -261,9 +261,14 @@ def test_bad_input_fails_with_a_message_naming_it(override, expected, tmp_path):
 
 
 SHIPPED = sorted((ROOT / "configs").glob("*.yaml"))
+SLOW_TO_MAKE = {"dep_mpo_myotabletennis"}  # its env takes 30-45 s to make here; its training test is slow too
 
 
-@pytest.mark.parametrize("config", SHIPPED, ids=[p.stem for p in SHIPPED])
+@pytest.mark.parametrize(
+    "config",
+    [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_TO_MAKE else p for p in SHIPPED],
+    ids=[p.stem for p in SHIPPED],
+)
 def test_every_shipped_config_builds(config, tmp_path):
     """Each config's keys exist and its model and DataModule build (the envs are probed, not run)."""
     if "scone" in config.stem and importlib.util.find_spec("sconegym") is None:
