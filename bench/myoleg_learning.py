@@ -66,6 +66,7 @@ OUT = ROOT / "bench_runs" / "myoleg_learning"
 FULL_LENGTH = 1000  # myoLegWalk-v0's max_episode_steps: an episode that long did not fall
 RANDOM_STARTS = 20  # test episodes of the final checkpoint from random starts
 POLL_S = 60  # seconds between looks at a running run (its logs copied, the stop rule checked)
+LOAD_LOG = "load.csv"  # per look: the env steps the run's log reached, the 1-minute load average
 CONFIG = "configs/dep_mpo_myolegwalk.yaml"
 PROTOCOL = [
     "--data.init_args.env.make_kwargs", '{"reset_type": "init"}',
@@ -167,9 +168,14 @@ def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
     stopped_at = None
     while process.poll() is None:
         time.sleep(POLL_S)
-        keep_logs(directory, results)
-        stop = stop_step(epochs(directory, budget.epoch), budget) if budget.after_full_length else None
-        logged = stop is not None and "test" in epochs(directory, budget.epoch).get(stop, {})
+        if not directory.is_dir():  # fit has not made it yet
+            continue
+        per_epoch = epochs(directory, budget.epoch)
+        with open(directory / LOAD_LOG, "a") as f:  # the machine's load beside the run's progress
+            f.write(f"{max((v['reached'] for v in per_epoch.values()), default=0):.0f},{os.getloadavg()[0]:.2f}\n")
+        keep_logs(directory, results, names=("result.json", "wall_s.json", LOAD_LOG))
+        stop = stop_step(per_epoch, budget) if budget.after_full_length else None
+        logged = stop is not None and "test" in per_epoch.get(stop, {})
         if logged and saved_steps(directory) >= stop:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
@@ -181,7 +187,7 @@ def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
     result = {"variant": variant, "seed": seed, **asdict(budget), "wall_s": sum(segments), "segments": len(segments),
               "stopped_at": stopped_at or budget.steps}  # fmt: skip
     (directory / "result.json").write_text(json.dumps(result))
-    keep_logs(directory, results)
+    keep_logs(directory, results, names=("result.json", "wall_s.json", LOAD_LOG))
 
 
 def evaluate(out: Path, variant: str, seed: int, figure_dir: Path) -> None:
@@ -321,7 +327,14 @@ def run_epochs(results: Path, variant: str, seed: int, budget: Budget) -> dict[i
     directory = run_dir(results, variant, seed)
     result = directory / "result.json"
     end = json.loads(result.read_text()).get("stopped_at", budget.steps) if result.is_file() else budget.steps
-    return with_clock({e: v for e, v in epochs(directory, budget.epoch).items() if e <= end})
+    per_epoch = with_clock({e: v for e, v in epochs(directory, budget.epoch).items() if e <= end})
+    if (directory / LOAD_LOG).is_file():
+        for line in (directory / LOAD_LOG).read_text().split():
+            steps, load = (float(x) for x in line.split(","))
+            epoch = int(-(-steps // budget.epoch) * budget.epoch)
+            if epoch in per_epoch:
+                per_epoch[epoch]["load"] = max(per_epoch[epoch].get("load", 0.0), load)
+    return per_epoch
 
 
 def write_published_run(results: Path) -> Path:
@@ -353,11 +366,13 @@ def table(results: Path, runs: list[tuple[str, int]], budget: Budget) -> str:
         "",
         "Per epoch, lit_rl against the published run at the same env steps (test: mean and, in brackets, the "
         "longest of the test episodes); hours: wall time from the start on this machine (training and "
-        "evaluation). A partial epoch (the run stopped in it) shows the steps it reached.",
+        "evaluation); load: the highest 1-minute load average seen in the epoch (the run keeps about "
+        f"{budget.parallel + 1} processes busy: more means it shared the machine, and its env steps/s with it). "
+        "A partial epoch (the run stopped in it) shows the steps it reached.",
         "",
         "| run | env steps | train ep. length | published | test ep. length | published | train return | "
-        "published | test return | published | env steps/s | hours |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "published | test return | published | env steps/s | hours | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, seed in runs:
         directory = run_dir(results, variant, seed)
@@ -373,7 +388,8 @@ def table(results: Path, runs: list[tuple[str, int]], budget: Budget) -> str:
             lines.append(
                 f"| {label} | {steps} | {fmt(v.get('train'))} | {fmt(theirs.get('train'))} | {test} | {theirs_test} | "
                 f"{fmt(v.get('train_return'))} | {fmt(theirs.get('train_return'))} | {fmt(v.get('test_return'))} | "
-                f"{fmt(theirs.get('test_return'))} | {fmt(v.get('steps_per_s'), 0)} | {hours(v.get('clock'))} |"
+                f"{fmt(theirs.get('test_return'))} | {fmt(v.get('steps_per_s'), 0)} | {hours(v.get('clock'))} | "
+                f"{fmt(v.get('load'))} |"
             )
             label = ""
     return "\n".join([*lines, "", *summary(results, runs, budget)])
