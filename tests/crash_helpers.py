@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,20 @@ def start_fit(working_dir: Path, name: str, *args: str) -> subprocess.Popen:
     log = open(working_dir / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
     command = [sys.executable, "-m", "lit_rl", "fit", *args, "--working_dir", str(working_dir), "--name", name]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+
+
+def stop_at_first_save(process: subprocess.Popen, checkpoints: Path) -> Callable[[], bool]:
+    """A ``kill_when`` condition: SIGSTOP the trainer as soon as its first ``last.ckpt`` is on disk
+    (so it cannot save again before the kill; a W&B service, another process, keeps running), then true."""
+    stopped = []
+
+    def condition() -> bool:
+        if not stopped and (checkpoints / "last.ckpt").is_file():
+            os.kill(process.pid, signal.SIGSTOP)
+            stopped.append(True)
+        return bool(stopped)
+
+    return condition
 
 
 def killed_at_first_save(working_dir: Path, name: str, args: list[str]) -> dict:

@@ -19,8 +19,6 @@ so the reference's squashed log-probability is lit_rl's minus ``sum log(1 + 1e-6
 """
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,7 @@ from lit_rl.algos import SAC, CrossQ
 from lit_rl.contract import Batch
 from lit_rl.nets.lattice import LatticeActor, LatticeConfig, LatticeHead, tanh_log_det
 from tests.conftest import ROOT, load_ckpt, ok, run_cli
-from tests.crash_helpers import kill_when, start_fit
+from tests.crash_helpers import kill_when, start_fit, stop_at_first_save
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "lattice" / "lattice.npz"
 DATA = np.load(FIXTURE)
@@ -162,15 +160,7 @@ def test_a_lattice_run_killed_and_resumed_continues_the_same_weights_and_noise(a
     ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "reference"))
     checkpoints = tmp_path / "killed" / "checkpoints"
     process = start_fit(tmp_path, "killed", *args)
-    stopped = []
-
-    def stopped_at_first_checkpoint() -> bool:
-        if not stopped and (checkpoints / "last.ckpt").is_file():
-            os.kill(process.pid, signal.SIGSTOP)
-            stopped.append(True)
-        return bool(stopped)
-
-    kill_when(process, stopped_at_first_checkpoint)
+    kill_when(process, stop_at_first_save(process, checkpoints))
     assert load_ckpt(checkpoints / "last.ckpt")["learner"]["lattice_acting"]["steps"] > 0
     ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "killed", "--ckpt_path", "last"))
     resumed = load_ckpt(checkpoints / "last.ckpt")

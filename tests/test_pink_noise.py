@@ -4,8 +4,6 @@ actions (DDPG, TD3, Dyna) or the standard-normal draw of a stochastic policy's s
 CrossQ, MPO), and its state in the checkpoint so a resumed run continues the same noise."""
 
 import io
-import os
-import signal
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from pink import ColoredNoiseProcess
 from lit_rl.acting import Actor, PinkNoise, RolloutContext
 from lit_rl.algos import DDPG, MPO, SAC, TD3, CrossQ
 from tests.conftest import DATA_KEY, ROOT, load_ckpt, ok, run_cli
-from tests.crash_helpers import assert_same_run, kill_when, same, start_fit
+from tests.crash_helpers import assert_same_run, kill_when, same, start_fit, stop_at_first_save
 
 BOUNDS = [[-2.0, -1.0, 0.0], [2.0, 1.0, 1.0]]
 
@@ -189,15 +187,7 @@ def test_a_pink_noise_run_killed_and_resumed_continues_the_same_noise(algorithm,
     ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "reference"))
     checkpoints = tmp_path / "killed" / "checkpoints"
     process = start_fit(tmp_path, "killed", *args)
-    stopped = []
-
-    def stopped_at_first_checkpoint() -> bool:
-        if not stopped and (checkpoints / "last.ckpt").is_file():
-            os.kill(process.pid, signal.SIGSTOP)
-            stopped.append(True)
-        return bool(stopped)
-
-    kill_when(process, stopped_at_first_checkpoint)
+    kill_when(process, stop_at_first_save(process, checkpoints))
     saved = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]
     assert saved["env_steps"] == 200 and 0 < min(saved["acting"]["exploration_noise"]["positions"])
     ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "killed", "--ckpt_path", "last"))

@@ -4,7 +4,6 @@ with a run that was never interrupted."""
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.crash_helpers import (
     read_replay,
     run_trials,
     start_fit,
+    stop_at_first_save,
 )
 
 SMOKE_DEP = ROOT / "configs" / "smoke" / "dep_mpo_myolegwalk.yaml"
@@ -73,17 +73,8 @@ def test_half_then_resume_equals_one_run(reference, tmp_path):
 def test_kill_9_mid_training_then_resume_loses_nothing_saved(reference, tmp_path):
     checkpoints = tmp_path / "killed" / "checkpoints"
     process = start_fit(tmp_path, "killed", *DDPG)
-    stopped = []
-
-    def stopped_at_first_checkpoint() -> bool:
-        # The trainer stops at its first save; its W&B service (another process) keeps running
-        # and flushes what it was sent, then the trainer is killed.
-        if not stopped and (checkpoints / "last.ckpt").is_file():
-            os.kill(process.pid, signal.SIGSTOP)
-            stopped.append(True)
-        return bool(stopped)
-
-    kill_when(process, lambda: stopped_at_first_checkpoint() and killed_run_flushed(tmp_path / "killed"))
+    stopped = stop_at_first_save(process, checkpoints)  # W&B's service flushes what it was sent meanwhile
+    kill_when(process, lambda: stopped() and killed_run_flushed(tmp_path / "killed"))
     saved = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]["env_steps"]
     assert saved == 200
 
