@@ -122,7 +122,11 @@ np.save(sys.argv[3], session.run(["actions"], {"observations": np.load(sys.argv[
 """
 
 
-@pytest.mark.parametrize("env_actions", [False, True], ids=["agent-actions", "env-actions"])
+# Agent actions through ONNX are slow-only: the TorchScript test above covers the agent-action
+# export of every algorithm, and the env-action case the ONNX path.
+@pytest.mark.parametrize(
+    "env_actions", [pytest.param(False, marks=pytest.mark.slow), True], ids=["agent-actions", "env-actions"]
+)
 def test_onnx_export_runs_under_onnxruntime_like_act_greedy(reference, env_actions, tmp_path):
     _, checkpoints = reference
     ckpt, policy = checkpoints / "last.ckpt", tmp_path / "policy.onnx"
