@@ -62,7 +62,9 @@ bench-learning: $(VENV)/.installed
 
 # The walk: deprl's published myoLegWalk protocol (100 envs as 2 x 50) until 400,000 steps after its first
 # full-length test episode (or 10 M), run outside the checkout in WALK_DIR; started again, it resumes.
-# About 6 hours on 2 cores when alone; its logs go to bench/results/myoleg_walk/ every minute.
+# About 6 hours on 2 cores when alone; its logs go to bench/results/myoleg_walk/ every minute. Alone, leave torch its
+# 2 threads (the learner is the bottleneck); beside other jobs run it with OMP_NUM_THREADS=1 (idle torch threads spin
+# on busy cores: 31 env steps/s against 150 with one thread, measured beside a test suite).
 WALK_DIR ?= $(HOME)/lit_rl_runs/myoleg_walk
 bench-walk: $(VENV)/.installed osmesa
 	$(PY) bench/myoleg_learning.py --runs dep_mpo:0 --steps 10000000 --save 200000 --parallel 2 --sequential 50 \
