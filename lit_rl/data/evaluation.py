@@ -91,10 +91,7 @@ class Evaluator:
                 return self.action_map(actor.act_for_evaluation(obs_t, muscle_t)[0].cpu().numpy())
 
         for index in range(rank, self.episodes, world_size):
-            seed = self.seed + TEST_SEED_OFFSET + index
-            if self.test_seeds == "continued":
-                seed = None if self._seeded else self.seed + TEST_SEED_OFFSET + rank
-                self._seeded = True
+            seed = self._episode_seed(index, rank)
             episode = play_episode(self.env, act, seed, lambda env, i=index: self._start_video(i, trainer))
             if episode.fault:
                 log.warning("simulator fault in test episode %d: the episode ends there", index)
@@ -102,6 +99,15 @@ class Evaluator:
             if episode.video is not None:
                 self._finish_video(episode.video, index, trainer)
             yield EpisodeResult(episode.episode_return, episode.length)
+
+    def _episode_seed(self, index: int, rank: int) -> int | None:
+        """The reset seed of test episode ``index`` (None: continue the test env's generator)."""
+        if self.test_seeds == "fixed":
+            return self.seed + TEST_SEED_OFFSET + index
+        if self._seeded:
+            return None
+        self._seeded = True
+        return self.seed + TEST_SEED_OFFSET + rank
 
     def state_dict(self) -> dict:
         """``continued``: the test env's generator once seeded (empty otherwise)."""
