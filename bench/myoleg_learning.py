@@ -174,7 +174,7 @@ def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
         with open(directory / LOAD_LOG, "a") as f:  # the machine's load beside the run's progress
             f.write(f"{max((v['reached'] for v in per_epoch.values()), default=0):.0f},{os.getloadavg()[0]:.2f}\n")
         keep_logs(directory, results, names=("result.json", "wall_s.json", LOAD_LOG))
-        stop = stop_step(per_epoch, budget) if budget.after_full_length else None
+        stop = stop_step(per_epoch, budget)  # None without after_full_length
         logged = stop is not None and "test" in per_epoch.get(stop, {})
         if logged and saved_steps(directory) >= stop:
             os.killpg(process.pid, signal.SIGKILL)
