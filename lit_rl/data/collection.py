@@ -38,9 +38,10 @@ class Collector:
         replay: this rank's replay.
         schedule: decides when a training phase interrupts the collection.
         transitions_per_row: global env steps per vector step (envs per rank x ranks).
-        threads_while_stepping: torch intra-op threads to act with while env worker processes
-            step (acting batches are small, and idle OpenMP threads spin-wait on the cores the
-            workers need); None leaves the count alone (envs stepped in this process).
+        acting_threads: torch intra-op threads to act with, whatever the env layout: acting
+            batches are small, idle OpenMP threads spin-wait on the cores the envs need, and the
+            thread count changes a matmul's last bits, so a layout-dependent count would make
+            the layout change the actions; None leaves the count alone.
         energy: the adaptive energy relabelling, told about finished episodes.
     """
 
@@ -51,12 +52,12 @@ class Collector:
         replay: ReplayBuffer,
         schedule: Schedule,
         transitions_per_row: int,
-        threads_while_stepping: int | None = None,
+        acting_threads: int | None = 1,
         energy: AdaptiveEnergy | None = None,
     ):
         self.progress, self.envs, self.replay, self.schedule = progress, envs, replay, schedule
         self.transitions_per_row = transitions_per_row
-        self.threads_while_stepping = threads_while_stepping
+        self.acting_threads = acting_threads
         self.energy = energy
         self.restored = False  # resumed from a checkpoint that could not save the episodes: the envs reset
         self._observations: np.ndarray | None = None
@@ -101,10 +102,10 @@ class Collector:
     @contextmanager
     def _acting_threads(self) -> Iterator[None]:
         threads = torch.get_num_threads()
-        if self.threads_while_stepping is None or threads == self.threads_while_stepping:
+        if self.acting_threads is None or threads == self.acting_threads:
             yield
             return
-        torch.set_num_threads(self.threads_while_stepping)
+        torch.set_num_threads(self.acting_threads)
         try:
             yield
         finally:

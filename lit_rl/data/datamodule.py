@@ -261,9 +261,8 @@ class RolloutDataModule(pl.LightningDataModule):
             cfg.return_steps,
             cfg.discount,
         )
-        threads = 1 if self.parallel > 1 else None
         self.collector = Collector(
-            self.progress, envs, self.replay, self.schedule, self.transitions_per_row, threads, self.energy
+            self.progress, envs, self.replay, self.schedule, self.transitions_per_row, energy=self.energy
         )
 
     def replay_settings(self, world_size: int) -> dict:
