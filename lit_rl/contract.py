@@ -7,7 +7,7 @@ DataModule's ``view``), and the items that travel between them are defined here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 import torch
@@ -82,6 +82,7 @@ class EpisodeResult:
 
     episode_return: float
     episode_length: int
+    reward_terms: dict[str, float] = field(default_factory=dict)  # summed over the episode (MyoSuite's rwd_dict)
 
 
 @dataclass

@@ -78,6 +78,11 @@ def test_train_metrics_are_logged_every_epoch_without_gradient_batches(tmp_path,
         assert float(row["train/episodes"]) > 0 and float(row["perf/env_steps_per_s"]) > 0
         assert 0 < float(row["train/episode_length"]) <= 40  # the smoke config's max_episode_steps
         assert float(row["replay/size"]) == (0.0 if "4" in extra else float(row["env_steps"]))
+    # the test episodes' reward terms (MyoSuite's rwd_dict, summed over the episode); ``dense`` is the reward
+    tests = [r for r in logged_rows(tmp_path) if r.get("test/episode_return")]
+    assert tests and all(r["test/reward_terms/vel_reward"] and r["test/reward_terms/solved"] for r in tests)
+    for row in tests:
+        assert float(row["test/reward_terms/dense"]) == pytest.approx(float(row["test/episode_return"]), rel=1e-5)
 
 
 @pytest.mark.parametrize("algorithm", ["DDPG", "TD3", "SAC"])

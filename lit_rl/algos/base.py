@@ -362,6 +362,8 @@ class OffPolicyAlgorithm(LightningModule):
             "test/episode_length_min": lengths.min(),
             "test/episode_length_max": lengths.max(),  # a first full-length episode shows here before the mean
         }
+        for name in set.intersection(*(set(r.reward_terms) for r in results)):
+            metrics[f"test/reward_terms/{name}"] = torch.tensor([r.reward_terms[name] for r in results]).mean()
         if self.data is not None:
             metrics["env_steps"] = torch.tensor(float(self.data.env_steps))
         # the same on every rank (gathered above); sync_dist only keeps Lightning from warning

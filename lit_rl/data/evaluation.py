@@ -98,7 +98,7 @@ class Evaluator:
                 self.progress.faults += 1
             if episode.video is not None:
                 self._finish_video(episode.video, index, trainer)
-            yield EpisodeResult(episode.episode_return, episode.length)
+            yield EpisodeResult(episode.episode_return, episode.length, episode.reward_terms)
 
     def _episode_seed(self, index: int, rank: int) -> int | None:
         """The reset seed of test episode ``index`` (None: continue the test env's generator)."""

@@ -8,14 +8,15 @@ import gymnasium as gym
 import numpy as np
 
 
-def guarded_step(env: gym.Env, action: np.ndarray) -> tuple[np.ndarray | None, float, bool, bool, bool]:
-    """``env.step(action)`` as ``(observation [O] float32, reward, terminated, truncated, fault)``;
-    after a fault the observation is None, the reward 0 and the episode terminated."""
+def guarded_step(env: gym.Env, action: np.ndarray) -> tuple[np.ndarray | None, float, bool, bool, bool, dict]:
+    """``env.step(action)`` as ``(observation [O] float32, reward, terminated, truncated, fault,
+    info)``; after a fault the observation is None, the reward 0, the episode terminated and the
+    info empty."""
     try:
-        obs, reward, terminated, truncated, _ = env.step(action)
+        obs, reward, terminated, truncated, info = env.step(action)
         obs = np.asarray(obs, np.float32).reshape(-1)
         if np.isfinite(obs).all() and np.isfinite(reward):
-            return obs, float(reward), bool(terminated), bool(truncated), False
+            return obs, float(reward), bool(terminated), bool(truncated), False, info
     except Exception:  # noqa: BLE001 - any simulator error is a fault of this episode only
         pass
-    return None, 0.0, True, False, True
+    return None, 0.0, True, False, True, {}

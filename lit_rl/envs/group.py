@@ -133,7 +133,7 @@ class EnvGroup:
         arrays = self.arrays
         env_actions = self.action_map(arrays["actions"])
         for index, env in enumerate(self.envs):
-            obs, reward, terminated, truncated, fault = guarded_step(env, env_actions[index])
+            obs, reward, terminated, truncated, fault, _ = guarded_step(env, env_actions[index])
             if fault:
                 arrays["faults"][index] += 1
                 obs = arrays["observations"][index]
