@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/ddpg_pendulum.yaml
 TORCH := torch==2.13.0
 
-.PHONY: train test test-all lint format bench bench-quick bench-learning bench-walk deprl-fixture deprl-golden bench-deprl myosuite-tasks clean osmesa
+.PHONY: train test test-all lint format bench bench-quick bench-learning bench-walk bench-probes deprl-fixture deprl-golden bench-deprl myosuite-tasks clean osmesa
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -69,6 +69,11 @@ WALK_DIR ?= $(HOME)/lit_rl_runs/myoleg_walk
 bench-walk: $(VENV)/.installed osmesa
 	$(PY) bench/myoleg_learning.py --runs dep_mpo:0 --steps 10000000 --save 200000 --parallel 2 --sequential 50 \
 		--after_full_length 400000 --out $(WALK_DIR) --section myoleg-walk-table
+
+# 300,000-step learning probes of the MyoSuite DEP-MPO configs (bench/myosuite_probes.py), in ~/lit_rl_runs:
+# roughly an hour a probe on 2 cores, 10 probes (Soccer, TableTennis longer); started again, it resumes.
+bench-probes: $(VENV)/.installed
+	OMP_NUM_THREADS=1 $(PY) bench/myosuite_probes.py
 
 # deprl itself (python -m deprl.main, in a throwaway venv with the MyoSuite 3 shim) and lit_rl side by side
 # on myoLegWalk-v0 (bench/deprl_side_by_side.py): several hours on 2 cores; interrupted runs resume.
