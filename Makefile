@@ -81,6 +81,14 @@ bench-probes: $(VENV)/.installed
 bench-deprl: $(VENV)/.installed
 	$(PY) bench/deprl_side_by_side.py --deprl-source $(DEPRL_SOURCE)
 
+# The exploration comparison on myoLegWalk-v0 (bench/exploration_myoleg.py): DEP-MPO, DEP-CrossQ, DEP-SAC, Lattice-SAC,
+# pink-noise SAC and plain SAC in bench-deprl's shrunk protocol, seed 0 each, then seed 1 of the two best; runs in
+# ~/lit_rl_runs/exploration_myoleg, resumed when started again, logs kept in bench/results/exploration_myoleg/.
+# Roughly 3.5-4 hours on 2 cores alone (estimated, not measured); beside other jobs: OMP_NUM_THREADS=1 make ...
+.PHONY: bench-exploration
+bench-exploration: $(VENV)/.installed
+	$(PY) bench/exploration_myoleg.py
+
 # docs/myosuite_tasks.md, the compatibility table: every env id MyoSuite registers through lit_rl's env path
 # (bench/myosuite_tasks.py), each in a process of its own with about 1 s of random-action stepping: about an hour
 # on 2 cores (TableTennis alone takes 45 s to make). NOTE="..." adds a sentence to its header (what shared the machine).
