@@ -55,6 +55,13 @@ bench-quick: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) bench/run.py --quick
 
+# CrossQ against sb3-contrib's CrossQ (rl-zoo settings) on Pendulum-v1 and HalfCheetah-v5, seeds 0-2, one torch thread,
+# into BENCHMARKS.md's CrossQ section: about 4 hours beside other jobs, an estimated 3 alone (not part of `make bench`).
+.PHONY: bench-crossq
+bench-crossq: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[bench]"
+	OMP_NUM_THREADS=1 $(PY) bench/run.py --only crossq
+
 # DEP-MPO myoLegWalk against deprl's published curve, with three ablations: about 4 hours on 2 cores
 # (bench/myoleg_learning.py; finished runs are kept and skipped when it is started again).
 bench-learning: $(VENV)/.installed

@@ -26,10 +26,11 @@ from lit_rl.commands.cli import LitRLCLI
 
 
 class Timer(Callback):
-    """Training time without evaluation, and the test-return curve over env steps."""
+    """Training time without evaluation; the test-return curve over env steps, with the training time at each."""
 
     def __init__(self):
         self.curve: list[tuple[int, float]] = []
+        self.train_seconds_at: list[float] = []  # training time (evaluation excluded) at each evaluation
         self.eval_seconds = 0.0
         self._eval_start = 0.0
         self.train_seconds = 0.0
@@ -40,6 +41,7 @@ class Timer(Callback):
 
     def on_validation_start(self, trainer, pl_module):
         self._eval_start = time.perf_counter()
+        self.train_seconds_at.append(self._eval_start - self._start - self.eval_seconds)
 
     def on_validation_end(self, trainer, pl_module):
         self.eval_seconds += time.perf_counter() - self._eval_start
@@ -72,6 +74,7 @@ def run(config: str, seed: int, overrides: list[str], runs_dir: Path) -> dict:
         "steps_to_minus_200": reached,
         "final_return": timer.curve[-1][1],
         "curve": timer.curve,
+        "train_seconds_at": timer.train_seconds_at,
         "run_dir": str(run_dir),
         "env": cli.datamodule.env_config.id,
     }

@@ -9,7 +9,9 @@ They run in one go so that their wall times compare as ratios. The steps (``STEP
 3. DEP-MPO myoLegWalk throughput and DEP controller timings (bench/dep_mpo_throughput.py);
 4. Dyna against DDPG on Pendulum-v1 by real environment steps (bench/dyna_pendulum.py);
 5. DDPG Pendulum and DEP-MPO myoLegWalk env steps/s with 1 and 2 DDP processes (bench/ddp_throughput.py);
-6. TD3 and SAC on HalfCheetah-v5 against SB3 at 30,000 steps, seed 0 (not in ``--quick``).
+6. TD3 and SAC on HalfCheetah-v5 against SB3 at 30,000 steps, seed 0 (not in ``--quick``);
+7. CrossQ on Pendulum-v1 and HalfCheetah-v5 against sb3-contrib's CrossQ, both with rl-zoo's settings, seeds 0-2:
+   hours here, so only when named (`make bench-crossq`, ``--only crossq``), never in `make bench` or ``--quick``.
 
 Writes bench_runs/ (JSON, run directories) and the figures in docs/, and rewrites the tables in
 BENCHMARKS.md and its runtime section: the wall time of each step, the CPU other jobs used
@@ -31,7 +33,11 @@ DDPG's median real steps.
 ``--report`` rebuilds the learning tables (summary rows: IQM with 95% stratified bootstrap
 intervals over seeds) and their figures from the JSON and run directories of the last run.
 
-    python bench/run.py [--quick] [--seeds 0 1 2] [--report]
+``--only WORD ...`` runs (or with ``--report`` rebuilds) only the steps whose name holds one of the
+words (case-insensitive), e.g. ``--only crossq``; the runtime section is then left as it is (it
+times a whole `make bench`), the wall times are printed.
+
+    python bench/run.py [--quick] [--seeds 0 1 2] [--report] [--only WORD ...]
 """
 
 from __future__ import annotations
@@ -40,17 +46,22 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from summary import (
+    RESULTS,
     ROOT,
     figure_path,
     fmt_steps,
     iqm_ci,
+    keep_logs,
     machine_line,
     out_dir,
     plot_curves,
@@ -102,8 +113,10 @@ REPORT_ONLY = False  # --report: rebuild the tables and figures from the JSON of
 
 
 def compare_with_sb3(algo: str, config: str, env: str, seeds: list[str], steps: int, threads: list[str],
-                     quick: bool, eval_every: int = 1_000) -> tuple[dict, dict]:  # fmt: skip
-    """lit_rl's ``config`` and SB3's ``algo`` with rl-zoo settings, the same seeds, budget and evaluation."""
+                     quick: bool, eval_every: int = 1_000, overrides: tuple[str, ...] = (),
+                     sb3_log_dir: Path | None = None) -> tuple[dict, dict]:  # fmt: skip
+    """lit_rl's ``config`` (with CLI ``overrides``) and SB3's ``algo`` with rl-zoo settings, the same seeds, budget
+    and evaluation; ``sb3_log_dir``: where SB3 keeps each seed's evaluations as a CSV."""
     out = out_dir(quick)
     stem = Path(config).stem
     ours_json, sb3_json = out / f"lit_rl_{stem}.json", out / f"sb3_{algo}_{env}.json"
@@ -111,9 +124,11 @@ def compare_with_sb3(algo: str, config: str, env: str, seeds: list[str], steps: 
         return json.loads(ours_json.read_text()), json.loads(sb3_json.read_text())
     common, runs_dir = ["--seeds", *seeds, *threads], out / f"{env.split('-')[0].lower()}_runs"
     run_script("lit_rl_runs.py", *common, "--config", config, "--out", str(ours_json), "--runs-dir", str(runs_dir),
-               "--", f"--data.init_args.total_steps={steps}", f"--data.init_args.epoch_steps={eval_every}")  # fmt: skip
+               "--", f"--data.init_args.total_steps={steps}", f"--data.init_args.epoch_steps={eval_every}",
+               *overrides)  # fmt: skip
+    logs = [] if sb3_log_dir is None else ["--log-dir", str(sb3_log_dir)]
     run_script("sb3_baseline.py", *common, "--algo", algo, "--env", env, "--out", str(sb3_json),
-               "--total-steps", str(steps), "--eval-every", str(eval_every))  # fmt: skip
+               "--total-steps", str(steps), "--eval-every", str(eval_every), *logs)  # fmt: skip
     return json.loads(ours_json.read_text()), json.loads(sb3_json.read_text())
 
 
@@ -169,6 +184,134 @@ def halfcheetah(seeds: list[str], quick: bool) -> list[Check]:
     return []
 
 
+@dataclass(frozen=True)
+class CrossQRun:
+    """One env of the CrossQ step: lit_rl's ``config`` made rl-zoo's by ``overrides``, against sb3-contrib."""
+
+    env: str
+    config: str
+    steps: int
+    updates_from: int  # the evaluation from which every env step brings one update: the steps/s window starts there
+    shown: tuple[int, ...]  # the evaluations the table shows
+    overrides: tuple[str, ...]  # where the config's documented choices differ from rl-zoo's hyperparams/crossq.yml
+
+
+CROSSQ_RUNS = (
+    # rl-zoo's Pendulum-v1 entry: 256-256 for the policy and the critics, policy delay 2, sb3-contrib's gamma 0.99 and
+    # learning_starts 100 (the config: sb3-contrib's 1024-1024 critics and delay 3, lit_rl's SAC discount 0.98, and
+    # 256 steps before batches). 10,000 steps, half rl-zoo's n_timesteps: SAC reaches -200 by 3,000-6,000 here.
+    CrossQRun("Pendulum-v1", "configs/crossq_pendulum.yaml", 10_000, 1_000, (2_000, 4_000, 6_000, 8_000, 10_000),
+              ("--model.init_args.critic_hidden=[256,256]", "--model.init_args.policy_delay=2",
+               "--data.init_args.replay.discount=0.99", "--data.init_args.replay.steps_before_batches=100")),
+    # rl-zoo's MuJoCo entry (HalfCheetah-v4): 2048-2048 critics, the paper's (the config: sb3-contrib's 1024-1024);
+    # the rest is the config's. 5,000 random steps (learning_starts), then 3,000 with one update each: an update of
+    # these critics takes about 0.4 s on one core, so 3,000 of them are 20-40 min a run, 6 runs.
+    CrossQRun("HalfCheetah-v5", "configs/crossq_halfcheetah.yaml", 8_000, 5_000, (5_000, 6_000, 7_000, 8_000),
+              ("--model.init_args.critic_hidden=[2048,2048]",)),
+)  # fmt: skip
+# One torch thread on both sides: per-core speed, and beside another job a second thread's spin-waits slow the
+# updates several times (as PENDULUM_THREADS); the runs share this machine with long jobs.
+CROSSQ_THREADS = ["--threads", "1"]
+CROSSQ_EVAL_EVERY = 1_000
+
+
+def updating_steps_per_s(run: dict, updates_from: int) -> float:
+    """Env steps per second of training time from the evaluation at ``updates_from`` to the last: the stretch where
+    both sides make one update per env step (random warm-up steps, far cheaper, left out)."""
+    steps = [s for s, _ in run["curve"]]
+    first = steps.index(updates_from)
+    return (steps[-1] - steps[first]) / (run["train_seconds_at"][-1] - run["train_seconds_at"][first])
+
+
+def steps_label(steps: int) -> str:
+    return f"{steps // 1000}k" if steps % 1000 == 0 else f"{steps:,}"
+
+
+def reached_iqm(runs: list[dict]) -> str:
+    """``steps_iqm`` when every seed reached -200; else how many did (its interval is NaN with a seed at infinity)."""
+    reached = sum(r["steps_to_minus_200"] is not None for r in runs)
+    return steps_iqm(runs) if reached == len(runs) else f"{reached} of {len(runs)} seeds reach it"
+
+
+def crossq_table(spec: CrossQRun, ours: dict, sb3: dict) -> tuple[list[str], float]:
+    """One env's rows and the lit_rl / sb3-contrib ratio of the median updating steps/s."""
+    pendulum = spec.env.startswith("Pendulum")
+    shown = " / ".join(map(steps_label, spec.shown))
+    window = f"{steps_label(spec.updates_from)}-{steps_label(spec.steps)}"
+    lines = [
+        f"**{spec.env}**, {spec.steps:,} steps:",
+        "",
+        f"| implementation | seed |{' steps to test return >= -200 |' if pendulum else ''} test return at {shown} "
+        f"| training time (s) | env steps/s while updating ({window}) |",
+        f"|---|---|{'---|' if pendulum else ''}---|---|---|",
+    ]
+    medians = []
+    for name, result in (("lit_rl CrossQ", ours), ("sb3-contrib CrossQ (rl-zoo)", sb3)):
+        runs = result["runs"]
+        speeds = [updating_steps_per_s(r, spec.updates_from) for r in runs]
+        for r, speed in zip(runs, speeds, strict=True):
+            at = dict(r["curve"])
+            returns = " / ".join(f"{at[s]:.0f}" if s in at else "n/a" for s in spec.shown)
+            reached = f" {fmt_steps(r['steps_to_minus_200'])} |" if pendulum else ""
+            lines.append(f"| {name} | {r['seed']} |{reached} {returns} | {r['train_seconds']:.0f} | {speed:.1f} |")
+        reached = f" **{reached_iqm(runs)}** |" if pendulum else ""
+        lines.append(
+            f"| **{name}** | IQM [95% CI]; time, steps/s: median (min–max) |{reached} final: "
+            f"{iqm_ci([r['final_return'] for r in runs], lambda v: f'{v:.0f}')} | "
+            f"**{spread([r['train_seconds'] for r in runs], lambda v: f'{v:.0f}')}** | **{spread(speeds)}** |"
+        )
+        medians.append(statistics.median(speeds))
+    return lines, medians[0] / medians[1]
+
+
+def crossq(seeds: list[str], quick: bool) -> list[Check]:
+    """CrossQ against sb3-contrib's CrossQ, both with rl-zoo's settings (the lit_rl configs made rl-zoo's where they
+    differ): learning and env steps/s on Pendulum-v1 and HalfCheetah-v5. The per-epoch logs (lit_rl's metrics.csv,
+    sb3-contrib's evaluations as CSV) and the JSON results are kept under bench/results/crossq/. Never quick
+    (QUICK_SKIPS)."""
+    out, kept = out_dir(quick), RESULTS / "crossq"
+    timing_json = out / "crossq_step.json"
+    start, busy_start, own_start = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()
+    lines, ratios, checks = [machine_line("stable-baselines3", "sb3-contrib", "mujoco"), ""], [], []
+    for spec in CROSSQ_RUNS:
+        sb3_logs = out / "crossq_sb3_logs" / spec.env
+        if not REPORT_ONLY:
+            shutil.rmtree(sb3_logs, ignore_errors=True)
+        ours, sb3 = compare_with_sb3("crossq", spec.config, spec.env, seeds, spec.steps, CROSSQ_THREADS, quick,
+                                     CROSSQ_EVAL_EVERY, spec.overrides, sb3_logs)  # fmt: skip
+        if not REPORT_ONLY:  # both sides done: replace the kept logs of this env
+            dest = kept / spec.env
+            shutil.rmtree(dest, ignore_errors=True)
+            for r in ours["runs"]:
+                keep_logs(Path(r["run_dir"]), dest / "lit_rl" / Path(r["run_dir"]).name)
+            shutil.copytree(sb3_logs, dest / "sb3_contrib")
+            for result, name in ((ours, "lit_rl.json"), (sb3, "sb3_contrib.json")):
+                (dest / name).write_text(json.dumps(result, indent=1))
+        table, ratio = crossq_table(spec, ours, sb3)
+        lines += [*table, ""]
+        ratios.append(f"{spec.env} **{ratio:.2f}**")
+        if spec.env.startswith("Pendulum"):
+            checks.append((f"lit_rl CrossQ reaches -200 within {spec.steps:,} Pendulum-v1 steps, every seed",
+                           all(r["steps_to_minus_200"] is not None for r in ours["runs"])))  # fmt: skip
+    if not REPORT_ONLY:
+        wall = time.perf_counter() - start
+        other = max(0.0, (busy_cpu_seconds() - busy_start) - (own_cpu_seconds() - own_start)) / wall
+        timing_json.write_text(json.dumps({"wall_seconds": wall, "other_cores": other}))
+        kept.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(timing_json, kept / timing_json.name)
+    timing = json.loads(timing_json.read_text())
+    lines += [
+        f"lit_rl / sb3-contrib median env steps/s while updating (above 1: lit_rl faster): {', '.join(ratios)}.",
+        "",
+        f"The step took {fmt_minutes(timing['wall_seconds'])}; other jobs used {timing['other_cores']:.1f} of the "
+        f"{os.cpu_count()} cores on average meanwhile. Per-epoch logs: {kept.relative_to(ROOT)}/.",
+    ]
+    report = "\n".join(lines)
+    print(report)
+    rewrite_section("crossq-table", report)
+    return checks
+
+
 def timings(script: str) -> Callable[[list[str], bool], list[Check]]:
     """A step that runs a timing script (one run, no seeds): timings on a shared machine are read, not checked."""
 
@@ -189,6 +332,7 @@ def dyna(seeds: list[str], quick: bool) -> list[Check]:
     return [("Dyna reaches -200 in <= 0.5x DDPG's median real steps", reached)]
 
 
+CROSSQ_STEP = "CrossQ Pendulum-v1 and HalfCheetah-v5, lit_rl vs sb3-contrib"
 STEPS: dict[str, Callable[[list[str], bool], list[Check]]] = {
     "DDPG Pendulum-v1, lit_rl vs SB3": pendulum(("ddpg",), "pendulum-table", "ddpg_pendulum.png"),
     "TD3 and SAC Pendulum-v1, lit_rl vs SB3": pendulum(
@@ -198,13 +342,16 @@ STEPS: dict[str, Callable[[list[str], bool], list[Check]]] = {
     "Dyna vs DDPG Pendulum-v1": dyna,
     "DDP throughput, 1 vs 2 processes": timings("ddp_throughput.py"),
     "TD3 and SAC HalfCheetah-v5, lit_rl vs SB3": halfcheetah,
+    CROSSQ_STEP: crossq,
 }
-QUICK_SKIPS = ("TD3 and SAC HalfCheetah-v5, lit_rl vs SB3",)
+QUICK_SKIPS = ("TD3 and SAC HalfCheetah-v5, lit_rl vs SB3", CROSSQ_STEP)
+ONLY_WHEN_NAMED = (CROSSQ_STEP,)  # hours here: `--only crossq`
 LEARNING_STEPS = (
     "DDPG Pendulum-v1, lit_rl vs SB3",
     "TD3 and SAC Pendulum-v1, lit_rl vs SB3",
     "Dyna vs DDPG Pendulum-v1",
 )  # minutes per run: not a quick check
+REPORTABLE = (*LEARNING_STEPS, CROSSQ_STEP)  # --report --only
 
 
 def busy_cpu_seconds() -> float:
@@ -240,6 +387,26 @@ def runtime_report(seconds: dict[str, float], other_cores: float, checks: list[C
     return "\n".join(lines)
 
 
+def selected_steps(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The steps to run (or rebuild, with --report), in ``STEPS`` order."""
+    default = LEARNING_STEPS if args.report else [n for n in STEPS if n not in ONLY_WHEN_NAMED]
+    if not args.only:
+        names = list(default)
+    else:
+        words = [w.lower() for w in args.only]
+        unmatched = [w for w in words if not any(w in n.lower() for n in STEPS)]
+        if unmatched:
+            parser.error(f"--only {' '.join(unmatched)}: no step's name holds it; the steps: {list(STEPS)}")
+        names = [n for n in STEPS if any(w in n.lower() for w in words)]
+    if args.report:
+        names = [n for n in names if n in REPORTABLE]
+    if args.quick:
+        names = [n for n in names if n not in QUICK_SKIPS]
+    if not names:
+        parser.error(f"nothing to run: --quick skips {list(QUICK_SKIPS)}; --report rebuilds only {list(REPORTABLE)}")
+    return names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the quick regression check (make bench-quick)")
@@ -247,19 +414,25 @@ def main() -> None:
     parser.add_argument(
         "--report", action="store_true", help="only rebuild the learning tables and figures from bench_runs/*.json"
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="WORD",
+        help="only the steps whose name holds a WORD (case-insensitive), e.g. crossq",
+    )
     args = parser.parse_args()
+    names = selected_steps(parser, args)
     if args.report:
         global REPORT_ONLY
         REPORT_ONLY = True
-        for name in LEARNING_STEPS:
+        for name in names:
             STEPS[name](args.seeds or ["0", "1", "2"], args.quick)
         return
     seeds = args.seeds or (["0"] if args.quick else ["0", "1", "2"])
     seconds, checks = {}, []
     start, busy_start, own_start = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()
-    for name, step in STEPS.items():
-        if args.quick and name in QUICK_SKIPS:
-            continue
+    for name in names:
+        step = STEPS[name]
         step_start = time.perf_counter()
         checks += step(seeds, args.quick)
         seconds[name] = time.perf_counter() - step_start
@@ -268,7 +441,8 @@ def main() -> None:
     other_cores = max(0.0, (busy_cpu_seconds() - busy_start) - (own_cpu_seconds() - own_start)) / wall
     report = runtime_report(seconds, other_cores, checks, args.quick)
     print(report)
-    rewrite_section(section("runtime", args.quick), report)
+    if not args.only:  # the runtime section times a whole `make bench` (or bench-quick), not a part of it
+        rewrite_section(section("runtime", args.quick), report)
     if not all(passed for _, passed in checks):
         sys.exit(1)
 
