@@ -5,6 +5,7 @@ rewrite and the learning-curve figures."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
@@ -41,7 +42,8 @@ def section(name: str, quick: bool) -> str:
 
 
 def fmt_steps(value) -> str:
-    return "never" if value is None or value == float("inf") else f"{int(value):,}"
+    # NaN too: an IQM over seeds that never got there computes inf - inf
+    return "never" if value is None or not math.isfinite(value) else f"{int(value):,}"
 
 
 def spread(values: list[float], fmt=lambda v: f"{v:.1f}") -> str:
