@@ -41,6 +41,8 @@ def run(tmp_path, *extra):
     return load_ckpt(tmp_path / "smoke_dep_mpo_myolegwalk" / "checkpoints" / "last.ckpt")
 
 
+# test_reliability's DEP-MPO kill -9 test resumes this run exactly (DEP's state included)
+@pytest.mark.slow
 def test_dep_mpo_on_myoleg_with_workers_checkpoints_and_resumes_dep_state(tmp_path):
     first = run(tmp_path)
     assert first["RolloutDataModule"]["env_steps"] == 320
@@ -54,13 +56,6 @@ def test_dep_mpo_on_myoleg_with_workers_checkpoints_and_resumes_dep_state(tmp_pa
     assert steps_before < second["RolloutDataModule"]["acting"]["dep"]["controller"]["t"] <= steps_before + 40
 
 
-def test_pure_dep_stores_and_trains_nothing(tmp_path):
-    checkpoint = run(tmp_path, "--model.init_args.dep_mode", "4", "--data.init_args.total_steps", "160")
-    assert checkpoint["RolloutDataModule"]["replay_position"] == [0, 0]
-    assert all(not state["state"] for state in checkpoint["optimizer_states"])
-    assert checkpoint["RolloutDataModule"]["acting"]["dep"]["controller"]["t"] == 40
-
-
 @pytest.mark.parametrize(
     "extra",
     [
@@ -71,7 +66,11 @@ def test_pure_dep_stores_and_trains_nothing(tmp_path):
 )
 def test_train_metrics_are_logged_every_epoch_without_gradient_batches(tmp_path, extra):
     logger = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(tmp_path)]
-    run(tmp_path, *logger, *extra)
+    checkpoint = run(tmp_path, *logger, *extra)
+    if "4" in extra:  # PureDep stores and trains nothing
+        assert checkpoint["RolloutDataModule"]["replay_position"] == [0, 0]
+        assert all(not state["state"] for state in checkpoint["optimizer_states"])
+        assert checkpoint["RolloutDataModule"]["acting"]["dep"]["controller"]["t"] == 80  # 320 steps of 4 envs
     rows = [r for r in logged_rows(tmp_path) if r.get("train/episode_length")]
     assert [float(r["env_steps"]) for r in rows] == [160.0, 320.0]  # both epochs
     for row in rows:
@@ -85,7 +84,10 @@ def test_train_metrics_are_logged_every_epoch_without_gradient_batches(tmp_path,
         assert float(row["test/reward_terms/dense"]) == pytest.approx(float(row["test/episode_return"]), rel=1e-5)
 
 
-@pytest.mark.parametrize("algorithm", ["DDPG", "TD3", "SAC"])
+# TD3 acts as DDPG does, and SAC (and CrossQ) train with DEP in test_exploration's myoLegWalk configs
+@pytest.mark.parametrize(
+    "algorithm", ["DDPG", pytest.param("TD3", marks=pytest.mark.slow), pytest.param("SAC", marks=pytest.mark.slow)]
+)
 def test_dep_wraps_any_algorithm(algorithm, tmp_path):
     """deprl's dep_factory wraps any agent: DEP (mode 3) with another learner on myoLegWalk-v0."""
     config = yaml.safe_load(SMOKE_DEP.read_text())
@@ -143,8 +145,8 @@ def assert_layouts_train_alike(tmp_path, layouts: list[tuple[int, int]]) -> None
 
 def test_worker_layout_is_only_the_process_layout(tmp_path):
     """Env ``k`` is seeded ``seed + k`` whatever the layout and acting sees one batch of all envs,
-    so 1 x 6 envs in-process and 3 x 2 in workers train alike."""
-    assert_layouts_train_alike(tmp_path, [(1, 6), (3, 2)])
+    so 1 x 4 envs in-process and 2 x 2 in workers train alike."""
+    assert_layouts_train_alike(tmp_path, [(1, 4), (2, 2)])
 
 
 @pytest.mark.slow

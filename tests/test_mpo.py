@@ -165,6 +165,8 @@ def test_bf16_autocast_keeps_outputs_float32_and_close():
     assert torch.isfinite(loss) and all(torch.isfinite(v) for v in metrics.values())
 
 
+# test_algorithms' kill -9 test resumes MPO with all three optimizers' states equal to an uninterrupted run
+@pytest.mark.slow
 def test_cli_fit_and_resume_restore_three_optimizers(tmp_path):
     common = ["--config", str(SMOKE_MPO), "--working_dir", str(tmp_path), "--trainer.logger", "false"]
     result = run_cli("fit", *common)

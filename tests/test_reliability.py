@@ -114,6 +114,8 @@ def test_dep_mpo_kill_9_mid_episode_then_resume_is_exact(tmp_path):
     ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "reference"))
     saved = killed_at_first_save(tmp_path, "killed", args)
     assert saved["env_steps"] == 160 and any(state["length"] > 0 for state in saved["env_states"])
+    dep = saved["acting"]["dep"]
+    assert dep["shape"] == [4, 80, 120] and dep["switch"]["interventions"] > 0 and dep["controller"]["t"] > 0
     ok(run_cli("fit", *args, "--working_dir", str(tmp_path), "--name", "killed", "--ckpt_path", "last"))
     assert_same_run(tmp_path / "killed" / "checkpoints", tmp_path / "reference" / "checkpoints")
 

@@ -63,7 +63,7 @@ def test_a_resume_with_another_return_steps_is_refused_with_the_way_out(tmp_path
     refused before a step is taken, naming the key, both values and the way out, and the run's
     checkpoint is left as it was."""
     args = ["fit", "--config", str(SMOKE), "--working_dir", str(tmp_path), "--trainer.logger", "false"]
-    ok(run_cli(*args))
+    ok(run_cli(*args, "--data.init_args.total_steps", "200"))
     last = tmp_path / "smoke_ddpg_pendulum" / "checkpoints" / "last.ckpt"
     before = last.stat().st_mtime_ns
     refused = run_cli(*args, "--data.init_args.total_steps", "600", "--data.init_args.replay.return_steps", "1")
@@ -71,4 +71,4 @@ def test_a_resume_with_another_return_steps_is_refused_with_the_way_out(tmp_path
     line = refused.stderr.strip().splitlines()[-1]
     assert "was written with replay.return_steps 3, this run has 1" in line, refused.stderr[-3000:]
     assert "--data.init_args.replay.return_steps 3" in line and "--resume false" in line and "--name" in line
-    assert last.stat().st_mtime_ns == before and load_ckpt(last)[DATA_SECTION]["env_steps"] == 400
+    assert last.stat().st_mtime_ns == before and load_ckpt(last)[DATA_SECTION]["env_steps"] == 200
