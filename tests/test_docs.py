@@ -67,6 +67,7 @@ def test_an_algorithm_outside_the_package_trains_as_extending_md_says(tmp_path):
     env = {**cli_env(), "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
     args = ["--config", str(SMOKE), "--model.class_path", "my_algos.MyDDPG", "--working_dir", str(tmp_path)]
     args += ["--name", "mine", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"]
+    args += ["--data.init_args.total_steps", "200", "--data.init_args.test_episodes", "0"]  # updates from 100 steps on
     for command in (["fit", *args], ["export", "--ckpt_path", str(tmp_path / "mine" / "checkpoints" / "last.ckpt"),
                                      "--out", str(tmp_path / "policy.pt")]):  # fmt: skip
         run = subprocess.run([sys.executable, "-m", "lit_rl", *command], cwd=ROOT, env=env, capture_output=True,

@@ -138,9 +138,11 @@ def expected_model_transitions(module: Dyna, total: int) -> int:
 
 @pytest.fixture(scope="module")
 def dyna_run(tmp_path_factory):
-    """The smoke config through ``python -m lit_rl fit`` with the default W&B logger (offline)."""
+    """The smoke config through ``python -m lit_rl fit`` with the default W&B logger (offline), for
+    200 of its 400 steps (one epoch: the resume below adds a second)."""
     working_dir = tmp_path_factory.mktemp("dyna")
-    ok(run_cli("fit", "--config", str(SMOKE_DYNA), "--working_dir", str(working_dir), "--name", "smoke"))
+    args = ["--working_dir", str(working_dir), "--name", "smoke", "--data.init_args.total_steps", "200"]
+    ok(run_cli("fit", "--config", str(SMOKE_DYNA), *args))
     return working_dir / "smoke"
 
 
@@ -149,21 +151,21 @@ def test_cli_smoke_run_counts_real_steps_and_saves_the_models(dyna_run):
     assert len(wandb_runs) == 1 and wandb_runs[0].stat().st_size > 0
     assert yaml.safe_load((dyna_run / "config.yaml").read_text())["model"]["class_path"] == "lit_rl.algos.Dyna"
     checkpoint = load_ckpt(dyna_run / "checkpoints" / "last.ckpt")
-    assert checkpoint["RolloutDataModule"]["env_steps"] == 400
+    assert checkpoint["RolloutDataModule"]["env_steps"] == 200
     flow = checkpoint["dyna"]["flow"]
     # smoke config: ticks every 20 real steps; model trained and tested every 100 from 100,
     # real-data DDPG training every 100 from 100, rollouts + mixed training every 20 from 100
     assert {name: state["fired"] for name, state in flow.items()} == {
-        "test_dynamics": 4,
-        "train_dynamics": 4,
-        "train_algo_real": 4,
-        "train_algo_model": 16,
+        "test_dynamics": 2,
+        "train_dynamics": 2,
+        "train_algo_real": 2,
+        "train_algo_model": 6,
     }
-    assert flow["train_dynamics"]["last"] == 400 and checkpoint["dyna"]["fitted_at"] == 400
+    assert flow["train_dynamics"]["last"] == 200 and checkpoint["dyna"]["fitted_at"] == 200
     module = Dyna(observation_dim=3, action_bounds=BOUNDS, rollout_horizon=1, rollout_horizon_schedule=[[300, 3]])
-    assert checkpoint["dyna"]["model_transitions"] == expected_model_transitions(module, 400)
+    assert checkpoint["dyna"]["model_transitions"] == expected_model_transitions(module, 200)  # horizons 1 and 2
     state = checkpoint["state_dict"]
-    assert state["dynamics.state_scaler.count"].item() == 400  # every real transition, once
+    assert state["dynamics.state_scaler.count"].item() == 200  # every real transition, once
     assert state["dynamics.target_scaler.mean"].shape == (4,)  # delta state + learned reward
     assert checkpoint["hyper_parameters"]["dynamics"]["members"] == 3
     assert len(checkpoint["optimizer_states"]) == 3  # actor, critic, dynamics
@@ -173,16 +175,16 @@ def test_cli_resume_continues_the_counters_and_logs_dyna_metrics(dyna_run, tmp_p
     run_dir = tmp_path / "smoke"
     shutil.copytree(dyna_run, run_dir)
     before = load_ckpt(run_dir / "checkpoints" / "last.ckpt")
-    extra = ["--data.init_args.total_steps", "600", "--trainer.logger", "lightning.pytorch.loggers.CSVLogger"]
+    extra = ["--data.init_args.total_steps", "300", "--trainer.logger", "lightning.pytorch.loggers.CSVLogger"]
     ok(run_cli("fit", "--config", str(SMOKE_DYNA), "--working_dir", str(tmp_path), "--name", "smoke", *extra))
     after = load_ckpt(run_dir / "checkpoints" / "last.ckpt")
-    assert after["RolloutDataModule"]["env_steps"] == 600
+    assert after["RolloutDataModule"]["env_steps"] == 300
     fired = {name: state["fired"] for name, state in after["dyna"]["flow"].items()}
-    assert fired == {"test_dynamics": 6, "train_dynamics": 6, "train_algo_real": 6, "train_algo_model": 26}
+    assert fired == {"test_dynamics": 3, "train_dynamics": 3, "train_algo_real": 3, "train_algo_model": 11}
     module = Dyna(observation_dim=3, action_bounds=BOUNDS, rollout_horizon=1, rollout_horizon_schedule=[[300, 3]])
-    assert after["dyna"]["model_transitions"] == expected_model_transitions(module, 600)
-    # the scalers folded in only the 200 new real transitions
-    assert after["state_dict"]["dynamics.state_scaler.count"].item() == 600
+    assert after["dyna"]["model_transitions"] == expected_model_transitions(module, 300)  # horizons up to 3
+    # the scalers folded in only the 100 new real transitions
+    assert after["state_dict"]["dynamics.state_scaler.count"].item() == 300
     assert not torch.equal(after["state_dict"]["dynamics.head.weight"], before["state_dict"]["dynamics.head.weight"])
 
     rows = logged_rows(run_dir)
@@ -205,9 +207,11 @@ def test_cli_resume_continues_the_counters_and_logs_dyna_metrics(dyna_run, tmp_p
 
 def test_cli_baconian_config_runs_the_guides_flow(tmp_path):
     """The guide's settings as shipped: MLP model, model episodes continued from observation-space
-    starts, epsilon-greedy, counters on a tick every 10 real steps up to the 200-sample end point."""
+    starts, epsilon-greedy, counters on a tick every 10 real steps up to the 200-sample end point
+    (with one batch per training trigger instead of 10: the counters do not depend on it)."""
     config = ROOT / "configs" / "dyna_pendulum_baconian.yaml"
     extra = ["--working_dir", str(tmp_path), "--name", "baconian", "--trainer.logger", "false"]
+    extra += ["--model.init_args.model_free_algo_train_iter", "1", "--model.init_args.dynamics_model_train_iter", "1"]
     ok(run_cli("fit", "--config", str(config), *extra))
     checkpoint = load_ckpt(tmp_path / "baconian" / "checkpoints" / "last.ckpt")
     assert checkpoint["RolloutDataModule"]["env_steps"] == 200

@@ -80,7 +80,7 @@ def test_mlp_model_fits_a_linear_system():
     model = MLPDynamics(3, 1, config)
     model.update_scalers(data)
     before = model.scaled_error(data).mean().item()
-    model.fit(data, adam_step(model, lr=3e-3), iterations=1500)
+    model.fit(data, adam_step(model, lr=1e-2), iterations=150)  # error about 3e-4 (seeds 0-2), before about 0.95
     test = linear_system(500, seed=1)
     error = model.scaled_error(test).mean().item()
     assert before > 0.3 and error < 5e-3, (before, error)
@@ -110,7 +110,8 @@ def test_ensemble_nll_decreases_and_elites_have_the_lowest_validation_loss():
     with torch.no_grad():
         before = model.nll(data).mean().item()
     # members 0 and 1 never learn: validation must rank them last
-    metrics = model.fit(data, adam_step(model, lr=3e-3, weight_decay=5e-5, frozen_members=(0, 1)), iterations=600)
+    # 100 iterations: the learning members' NLL about -3.3 (seeds 0-2), their scaled error 0.004-0.008
+    metrics = model.fit(data, adam_step(model, lr=1e-2, weight_decay=5e-5, frozen_members=(0, 1)), iterations=100)
     with torch.no_grad():
         after = model.nll(data)  # [M, N]
     assert after[2:].mean().item() < before - 1.0, (before, after.mean(1))
@@ -126,11 +127,11 @@ def test_ensemble_nll_decreases_and_elites_have_the_lowest_validation_loss():
 
 def test_ensemble_early_stopping_keeps_each_members_best_weights():
     torch.manual_seed(0)
-    data = linear_system(600, noise=0.05)
+    data = linear_system(600, noise=0.3)
     config = DynamicsConfig(kind="ensemble", hidden=[16], members=3, elites=1, batch_size=64, patience=2)
     model = EnsembleDynamics(3, 1, config)
     model.update_scalers(data)
-    step = adam_step(model, lr=3e-3)
+    step = adam_step(model, lr=1e-2)  # at the noise floor after about 150 batches (noise 0.05, lr 3e-3: 600)
     first = model.fit(data, step, iterations=5000)
     assert first["dynamics/train_batches"] < 5000  # stopped by patience, not by the budget
     # a learning rate so large that every step makes things worse: nothing is kept

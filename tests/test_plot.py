@@ -15,15 +15,18 @@ BOTH_LOGGERS = (
     "[{class_path: lightning.pytorch.loggers.WandbLogger, init_args: {project: lit_rl, offline: true}}, "
     "{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {save_dir: %s}}]"
 )
+BUDGET = ["--data.init_args.total_steps", "200", "--data.init_args.epoch_steps", "100"]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Two seeds of the smoke config (the first also with a CSVLogger) and one other config."""
+    """Two seeds of the smoke config (the first also with a CSVLogger) and one other config, 200 steps
+    with a test every 100."""
     working_dir = tmp_path_factory.mktemp("runs")
 
     def fit(name, *extra):
-        result = run_cli("fit", "--config", str(SMOKE), "--working_dir", str(working_dir), "--name", name, *extra)
+        args = ["--config", str(SMOKE), "--working_dir", str(working_dir), "--name", name, *BUDGET, *extra]
+        result = run_cli("fit", *args)
         ok(result)
         return working_dir / name
 
@@ -43,15 +46,15 @@ def test_wandb_file_and_csv_give_the_same_curve(runs):
     from_csv = {
         row["env_steps"]: row["test/episode_return"] for row in read_csv(csv_file) if "test/episode_return" in row
     }
-    assert sorted(from_wandb) == [200, 400] and from_wandb.keys() == from_csv.keys()
+    assert sorted(from_wandb) == [100, 200] and from_wandb.keys() == from_csv.keys()
     for steps, value in from_wandb.items():
         assert value == pytest.approx(from_csv[steps], rel=1e-6)
     xs, ys = run_curve(seed0, "test/episode_return", "env_steps")
-    assert list(xs) == [200, 400] and np.allclose(ys, [from_wandb[200], from_wandb[400]])
-    xs, ys = run_curve(seed0, "test/episode_return", "env_steps", x_max=399)
-    assert list(xs) == [200] and np.allclose(ys, [from_wandb[200]])
-    with pytest.raises(PlotError, match="smoke_seed0: no logged 'test/episode_return' at env_steps <= 100"):
-        run_curve(seed0, "test/episode_return", "env_steps", x_max=100)
+    assert list(xs) == [100, 200] and np.allclose(ys, [from_wandb[100], from_wandb[200]])
+    xs, ys = run_curve(seed0, "test/episode_return", "env_steps", x_max=199)
+    assert list(xs) == [100] and np.allclose(ys, [from_wandb[100]])
+    with pytest.raises(PlotError, match="smoke_seed0: no logged 'test/episode_return' at env_steps <= 50"):
+        run_curve(seed0, "test/episode_return", "env_steps", x_max=50)
 
 
 def test_plot_groups_seeds_of_one_config_and_writes_a_png(runs, tmp_path):
@@ -61,7 +64,7 @@ def test_plot_groups_seeds_of_one_config_and_writes_a_png(runs, tmp_path):
     image = matplotlib.image.imread(out)
     assert image.ndim == 3 and image.shape[0] > 300 and len(np.unique(image.reshape(-1, image.shape[2]), axis=0)) > 10
     result = run_cli(
-        "plot", *map(str, runs), "--metric", "train/episode_return", "--x-max", "300", "--out", str(tmp_path / "t.png")
+        "plot", *map(str, runs), "--metric", "train/episode_return", "--x-max", "150", "--out", str(tmp_path / "t.png")
     )
     ok(result)
     assert (tmp_path / "t.png").stat().st_size > 10_000

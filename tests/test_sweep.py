@@ -1,6 +1,6 @@
 """Seeds and sweeps with honest statistics: ``lit_rl.commands.stats`` (the rliable protocol), ``python -m
-lit_rl sweep`` (a 3-seed x 2-value grid of the DDPG Pendulum smoke config, killed with SIGKILL
-part way and started again) and ``python -m lit_rl compare`` on what it leaves."""
+lit_rl sweep`` (a 3-seed x 2-value grid of the DDPG Pendulum smoke config cut to 200 steps, killed
+with SIGKILL part way and started again) and ``python -m lit_rl compare`` on what it leaves."""
 
 import os
 import signal
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy.stats import trim_mean
 
+from lit_rl.commands import compare, sweep
 from lit_rl.commands.stats import improvement_interval, iqm, iqm_interval, probability_of_improvement
 from lit_rl.commands.sweep import DONE
 from tests.conftest import ROOT, SMOKE, cli_env, ok, run_cli
@@ -57,20 +58,23 @@ def test_print_gives_one_fit_command_per_run(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing run
 
 
-def test_sweep_survives_a_kill_and_compare_reports_iqm_and_intervals(tmp_path):
+def test_sweep_survives_a_kill_and_compare_reports_iqm_and_intervals(tmp_path, capsys):
     csv_logger = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger"]  # the table and compare read metrics.csv
-    command = [sys.executable, "-m", "lit_rl", "sweep", *SWEEP, "--dir", str(tmp_path), "--", *csv_logger]
+    budget = ["--data.init_args.total_steps", "200", "--data.init_args.epoch_steps", "100",
+              "--data.init_args.save_steps", "100"]  # fmt: skip
+    arguments = [*SWEEP, "--dir", str(tmp_path), "--", *csv_logger, *budget]
+    command = [sys.executable, "-m", "lit_rl", "sweep", *arguments]
     log = open(tmp_path / "first.log", "w")  # noqa: SIM115
     first = subprocess.Popen(command, cwd=ROOT, env=cli_env(), stdout=log, stderr=log, start_new_session=True)
 
     def done(name) -> bool:
         return (tmp_path / name / DONE).is_file()
 
-    def saved_mid_run(name) -> bool:  # its last.ckpt is the one at 200 of 400 steps (written after step=200.ckpt)
+    def saved_mid_run(name) -> bool:  # its last.ckpt is the one at 100 of 200 steps (written after step=100.ckpt)
         checkpoints = tmp_path / name / "checkpoints"
         return (
-            all((checkpoints / f).is_file() for f in ("step=200.ckpt", "last.ckpt"))
-            and not (checkpoints / "step=400.ckpt").is_file()
+            all((checkpoints / f).is_file() for f in ("step=100.ckpt", "last.ckpt"))
+            and not (checkpoints / "step=200.ckpt").is_file()
         )
 
     deadline = time.monotonic() + 300
@@ -113,10 +117,15 @@ def test_sweep_survives_a_kill_and_compare_reports_iqm_and_intervals(tmp_path):
     assert (evaluated / "config.yaml").read_bytes() == before
     [evaluation] = (evaluated / "eval").iterdir()
     assert {"config.yaml", "metrics.json"} <= {p.name for p in evaluation.iterdir()}
-    again = ok(run_cli("compare", *(str(tmp_path / n) for n in NAMES), "--out", str(tmp_path / "compare.png")))
-    assert [line for line in again.stdout.splitlines() if line.startswith("| actor_lr=")] == rows
-    third = ok(subprocess.run(command, cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600))
-    assert [line for line in third.stdout.splitlines() if line.startswith("| ")] == [
+    # In this process from here (the commands' `python -m lit_rl` entries ran above): compare again, and
+    # a sweep started once more, which runs nothing and prints the same table.
+    capsys.readouterr()
+    assert compare.main([*(str(tmp_path / n) for n in NAMES), "--out", str(tmp_path / "compare.png")]) == 0
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("| actor_lr=")] == rows
+    assert sweep.main(arguments) == 0
+    third = capsys.readouterr().out
+    assert "6 finished before, 0 to run" in third
+    assert [line for line in third.splitlines() if line.startswith("| ")] == [
         line for line in table.splitlines() if line.startswith("| ")
     ]
 
