@@ -34,11 +34,15 @@ def fit(name: str, working_dir, run: str, *extra: str):
     return ok(run_cli("fit", *smoke(name), "--working_dir", str(working_dir), "--name", run, *extra))
 
 
+# 70-step episodes: the save at 200 env steps (100 per env) falls 30 steps into each env's second episode
+MID_EPISODE = ["--data.init_args.env.make_kwargs.max_episode_steps", "70"]
+
+
 @pytest.fixture(scope="module", params=NAMES)
 def reference(request, tmp_path_factory):
     """(name, checkpoints) of an uninterrupted smoke run (400 env steps, saves at 200 and 400)."""
     working_dir = tmp_path_factory.mktemp(request.param)
-    fit(request.param, working_dir, "reference")
+    fit(request.param, working_dir, "reference", *MID_EPISODE)
     return request.param, working_dir / "reference" / "checkpoints"
 
 
@@ -58,10 +62,12 @@ def test_fit_trains_and_counts_updates(reference):
     assert all(state["state"] for state in checkpoint["optimizer_states"]), "every optimizer stepped"
 
 
-def test_kill_9_then_resume_is_bit_identical(reference, tmp_path):
+def test_kill_9_mid_episode_then_resume_is_bit_identical(reference, tmp_path):
+    """The envs' physics, wrappers and running episodes are in the checkpoint: the resumed run
+    continues every episode, and its replay rows, weights and env states equal the uninterrupted run's."""
     name, expected = reference
     checkpoints = tmp_path / "killed" / "checkpoints"
-    process = start_fit(tmp_path, "killed", *smoke(name))
+    process = start_fit(tmp_path, "killed", *smoke(name), *MID_EPISODE)
     stopped = []
 
     def stopped_at_first_checkpoint() -> bool:
@@ -71,8 +77,9 @@ def test_kill_9_then_resume_is_bit_identical(reference, tmp_path):
         return bool(stopped)
 
     kill_when(process, stopped_at_first_checkpoint)
-    assert load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]["env_steps"] == 200
-    fit(name, tmp_path, "killed", "--ckpt_path", "last")
+    saved = load_ckpt(checkpoints / "last.ckpt")[DATA_KEY]
+    assert saved["env_steps"] == 200 and [state["length"] for state in saved["env_states"]] == [30, 30]
+    fit(name, tmp_path, "killed", *MID_EPISODE, "--ckpt_path", "last")
     assert_same_run(checkpoints, expected)
 
 
