@@ -31,12 +31,16 @@ osmesa: $(VENV)/.installed
 train: $(VENV)/.installed
 	$(PY) -m lit_rl fit --config $(CONFIG)
 
+# The tests spend most of their time in one process at a time (a CLI run, its env workers), so they
+# run in TEST_WORKERS pytest processes, a test file each (TEST_WORKERS=8 on a bigger machine), with
+# one torch thread per process: torch's idle threads spin on the cores the other processes need.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed osmesa
 	$(PY) -m ruff check lit_rl tests bench
-	$(PY) -m pytest -m "not slow" tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" tests
 
 test-all: $(VENV)/.installed osmesa
-	$(PY) -m pytest tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check lit_rl tests bench
