@@ -68,11 +68,19 @@ def finish_wandb_run(logger, opened_before=None) -> None:
     """End the W&B run ``logger`` started, if it started one. ``wandb.run`` is global to the
     process, and a later ``WandbLogger`` reuses an open run (Lightning only warns): a second run in
     the same process (``lit_rl.api.train`` in a loop) would log into the first one's W&B run. A run
-    that was open before (``opened_before``, the user's own ``wandb.init``) is the user's to finish."""
+    that was open before (``opened_before``, the user's own ``wandb.init``) is the user's to finish.
+
+    ``finish`` returns before W&B's service process has closed the run's ``.wandb`` file (on a busy
+    machine ``plot`` right after ``train()`` read it empty); with no other run open the service is
+    shut down too, which waits for that, and the next run starts a new one."""
     experiment = logger._experiment
     if experiment is None or experiment is opened_before or not hasattr(experiment, "finish"):
         return  # none, not this logger's, or the DummyExperiment of the other ranks
     experiment.finish()
+    import wandb
+
+    if wandb.run is None:
+        wandb.teardown()
 
 
 def drop_wandb_anonymous(logger) -> None:
