@@ -85,6 +85,7 @@ def test_test_validate_and_export_from_a_run_alone_read_its_config(trained_run, 
     last = run_dir / "checkpoints" / "last.ckpt"
     tested = ok(run_cli("test", "--ckpt_path", str(last), "--trainer.enable_progress_bar", "false"))
     assert f"lit_rl: test of {last}: test/episode_return " in tested.stdout
+    assert "dirpath has changed" not in tested.stderr  # a copied run: ModelCheckpoint's bookkeeping is not used
     config = yaml.safe_load((evaluation_dir(tested.stdout) / "config.yaml").read_text())
     assert config["data"]["init_args"]["test_episodes"] == 2  # the run's config
 

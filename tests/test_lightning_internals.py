@@ -22,6 +22,7 @@ from lightning.pytorch.utilities import _pytree
 from lit_rl.training.lightning_internals import (
     LEAFSPEC_WARNING,
     LITLOGGER_TIP,
+    MOVED_RUN_WARNING,
     PREFETCHED_ITEMS,
     RANK_ZERO_LOGGERS,
     CheckedCLI,
@@ -224,3 +225,12 @@ def test_the_leafspec_warning_is_dropped_and_still_the_one_lightning_causes():
         quiet_lightning()  # on top of "always"
         _pytree._tree_flatten(1.0)
     assert caught == []
+
+
+def test_the_moved_run_warning_is_still_the_one_modelcheckpoint_gives(tmp_path):
+    """validate/test filter it by its start; fails when Lightning rewords it."""
+    callback = ModelCheckpoint(dirpath=tmp_path / "here")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        callback.load_state_dict({"dirpath": str(tmp_path / "there"), "best_model_path": ""})
+    assert any(str(w.message).startswith(MOVED_RUN_WARNING) for w in caught), caught

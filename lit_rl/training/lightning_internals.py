@@ -21,6 +21,9 @@ from lightning.pytorch.strategies import Strategy
 LITLOGGER_TIP = "💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]"
 RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 LEAFSPEC_WARNING = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+# ModelCheckpoint's warning when a checkpoint's run folder was moved or copied: its best-k
+# bookkeeping is not reloaded, which validate and test do not use.
+MOVED_RUN_WARNING = "The dirpath has changed from"
 
 
 def not_the_litlogger_tip(record: logging.LogRecord) -> bool:
@@ -107,7 +110,8 @@ class CheckedCLI(LightningCLI):
     - ``check_ckpt_path()`` runs where LightningCLI reads ``--ckpt_path``'s hyperparameters
       (``_parse_ckpt_path``), so a bad checkpoint is reported before Lightning unpickles it;
     - ``finish_run()`` runs after the subcommand (``_run_subcommand``), also when it raised: what
-      one run holds in the process (a W&B run) ends with it;
+      one run holds in the process (a W&B run) ends with it; ``validate`` and ``test`` of a run
+      folder that was moved or copied do not warn that ModelCheckpoint's bookkeeping is not reloaded;
     - LightningCLI's ``Seed set to N`` (logged by ``_set_seed`` before the classes are built) is held
       back until the classes are built, so that a config error found while building them (an
       unknown env id) is the only line printed;
@@ -122,7 +126,10 @@ class CheckedCLI(LightningCLI):
 
     def _run_subcommand(self, subcommand: str) -> None:
         try:
-            super()._run_subcommand(subcommand)
+            with warnings.catch_warnings():
+                if subcommand in ("validate", "test"):  # of a run copied from elsewhere: nothing to warn about
+                    warnings.filterwarnings("ignore", message=MOVED_RUN_WARNING, category=UserWarning)
+                super()._run_subcommand(subcommand)
         finally:
             self.finish_run()
 
