@@ -60,7 +60,8 @@ bench-quick: $(VENV)/.installed
 	$(PY) bench/run.py --quick
 
 # CrossQ against sb3-contrib's CrossQ (rl-zoo settings) on Pendulum-v1 and HalfCheetah-v5, seeds 0-2, one torch thread,
-# into BENCHMARKS.md's CrossQ section: about 4 hours beside other jobs, an estimated 3 alone (not part of `make bench`).
+# into BENCHMARKS.md's CrossQ section: about 4 hours beside other jobs, an estimated 3 alone (not part of `make bench`),
+# a seed at a time in ~/lit_rl_runs/crossq; started again it skips the seeds kept in bench/results/crossq/.
 .PHONY: bench-crossq
 bench-crossq: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[bench]"

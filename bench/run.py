@@ -11,7 +11,8 @@ They run in one go so that their wall times compare as ratios. The steps (``STEP
 5. DDPG Pendulum and DEP-MPO myoLegWalk env steps/s with 1 and 2 DDP processes (bench/ddp_throughput.py);
 6. TD3 and SAC on HalfCheetah-v5 against SB3 at 30,000 steps, seed 0 (not in ``--quick``);
 7. CrossQ on Pendulum-v1 and HalfCheetah-v5 against sb3-contrib's CrossQ, both with rl-zoo's settings, seeds 0-2:
-   hours here, so only when named (`make bench-crossq`, ``--only crossq``), never in `make bench` or ``--quick``.
+   hours here, so only when named (`make bench-crossq`, ``--only crossq``), never in `make bench` or ``--quick``;
+   a seed at a time, in ~/lit_rl_runs/crossq, and a finished seed is kept, so it goes on over several sessions.
 
 Writes bench_runs/ (JSON, run directories) and the figures in docs/, and rewrites the tables in
 BENCHMARKS.md and its runtime section: the wall time of each step, the CPU other jobs used
@@ -58,6 +59,7 @@ from pathlib import Path
 from summary import (
     RESULTS,
     ROOT,
+    LoadSampler,
     figure_path,
     fmt_steps,
     iqm_ci,
@@ -113,10 +115,10 @@ REPORT_ONLY = False  # --report: rebuild the tables and figures from the JSON of
 
 
 def compare_with_sb3(algo: str, config: str, env: str, seeds: list[str], steps: int, threads: list[str],
-                     quick: bool, eval_every: int = 1_000, overrides: tuple[str, ...] = (),
-                     sb3_log_dir: Path | None = None) -> tuple[dict, dict]:  # fmt: skip
+                     quick: bool, eval_every: int = 1_000,
+                     overrides: tuple[str, ...] = ()) -> tuple[dict, dict]:  # fmt: skip
     """lit_rl's ``config`` (with CLI ``overrides``) and SB3's ``algo`` with rl-zoo settings, the same seeds, budget
-    and evaluation; ``sb3_log_dir``: where SB3 keeps each seed's evaluations as a CSV."""
+    and evaluation."""
     out = out_dir(quick)
     stem = Path(config).stem
     ours_json, sb3_json = out / f"lit_rl_{stem}.json", out / f"sb3_{algo}_{env}.json"
@@ -126,9 +128,8 @@ def compare_with_sb3(algo: str, config: str, env: str, seeds: list[str], steps: 
     run_script("lit_rl_runs.py", *common, "--config", config, "--out", str(ours_json), "--runs-dir", str(runs_dir),
                "--", f"--data.init_args.total_steps={steps}", f"--data.init_args.epoch_steps={eval_every}",
                *overrides)  # fmt: skip
-    logs = [] if sb3_log_dir is None else ["--log-dir", str(sb3_log_dir)]
     run_script("sb3_baseline.py", *common, "--algo", algo, "--env", env, "--out", str(sb3_json),
-               "--total-steps", str(steps), "--eval-every", str(eval_every), *logs)  # fmt: skip
+               "--total-steps", str(steps), "--eval-every", str(eval_every))  # fmt: skip
     return json.loads(ours_json.read_text()), json.loads(sb3_json.read_text())
 
 
@@ -264,47 +265,66 @@ def crossq_table(spec: CrossQRun, ours: dict, sb3: dict) -> tuple[list[str], flo
     return lines, medians[0] / medians[1]
 
 
+# Outside the checkout: the step takes hours (12 runs), so it goes on over several working sessions, a seed at a time.
+CROSSQ_OUT = Path.home() / "lit_rl_runs" / "crossq"
+CROSSQ_SIDES = ("lit_rl", "sb3_contrib")
+
+
+def crossq_seed(spec: CrossQRun, side: str, seed: str) -> dict:
+    """One side's run of one seed on ``spec.env``: ``<side>_seed<seed>.json`` (its result, wall time and the
+    machine's load meanwhile) in ``CROSSQ_OUT/<env>/``, copied with its per-epoch log to ``bench/results/crossq/<env>/``
+    as soon as it ends. A seed kept there is not run again; an interrupted one starts again."""
+    out, kept = CROSSQ_OUT / spec.env, RESULTS / "crossq" / spec.env
+    name = f"{side}_seed{seed}.json"
+    if REPORT_ONLY or (kept / name).is_file():
+        return json.loads((kept / name).read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    common = ["--seeds", seed, *CROSSQ_THREADS, "--out", str(out / name)]
+    start = time.perf_counter()
+    with LoadSampler() as load:
+        if side == "lit_rl":
+            budget = [f"--data.init_args.total_steps={spec.steps}", f"--data.init_args.epoch_steps={CROSSQ_EVAL_EVERY}"]
+            run_script("lit_rl_runs.py", *common, "--config", spec.config, "--runs-dir", str(out / "lit_rl"), "--",
+                       *budget, *spec.overrides)  # fmt: skip
+        else:
+            budget = ["--total-steps", str(spec.steps), "--eval-every", str(CROSSQ_EVAL_EVERY)]
+            run_script("sb3_baseline.py", *common, "--algo", "crossq", "--env", spec.env, *budget,
+                       "--log-dir", str(out / "sb3_contrib"))  # fmt: skip
+    (run,) = json.loads((out / name).read_text())["runs"]
+    run.update(wall_seconds=time.perf_counter() - start, **load.record(own=1))
+    if side == "lit_rl":
+        keep_logs(Path(run["run_dir"]), kept / "lit_rl" / Path(run["run_dir"]).name)
+    else:
+        log = f"crossq_{spec.env}_seed{seed}.csv"
+        (kept / "sb3_contrib").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "sb3_contrib" / log, kept / "sb3_contrib" / log)
+    (kept / name).write_text(json.dumps(run, indent=1))  # last: its presence says the seed is done
+    return run
+
+
 def crossq(seeds: list[str], quick: bool) -> list[Check]:
     """CrossQ against sb3-contrib's CrossQ, both with rl-zoo's settings (the lit_rl configs made rl-zoo's where they
-    differ): learning and env steps/s on Pendulum-v1 and HalfCheetah-v5. The per-epoch logs (lit_rl's metrics.csv,
-    sb3-contrib's evaluations as CSV) and the JSON results are kept under bench/results/crossq/. Never quick
-    (QUICK_SKIPS)."""
-    out, kept = out_dir(quick), RESULTS / "crossq"
-    timing_json = out / "crossq_step.json"
-    start, busy_start, own_start = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()
-    lines, ratios, checks = [machine_line("stable-baselines3", "sb3-contrib", "mujoco"), ""], [], []
+    differ): learning and env steps/s on Pendulum-v1 and HalfCheetah-v5, each seed run on its own (``crossq_seed``)
+    and its logs (lit_rl's metrics.csv, sb3-contrib's evaluations as CSV) kept under bench/results/crossq/, from which
+    ``--report`` redraws the table. Never quick (QUICK_SKIPS)."""
+    lines, ratios, checks, runs = [machine_line("stable-baselines3", "sb3-contrib", "mujoco"), ""], [], [], []
     for spec in CROSSQ_RUNS:
-        sb3_logs = out / "crossq_sb3_logs" / spec.env
-        if not REPORT_ONLY:
-            shutil.rmtree(sb3_logs, ignore_errors=True)
-        ours, sb3 = compare_with_sb3("crossq", spec.config, spec.env, seeds, spec.steps, CROSSQ_THREADS, quick,
-                                     CROSSQ_EVAL_EVERY, spec.overrides, sb3_logs)  # fmt: skip
-        if not REPORT_ONLY:  # both sides done: replace the kept logs of this env
-            dest = kept / spec.env
-            shutil.rmtree(dest, ignore_errors=True)
-            for r in ours["runs"]:
-                keep_logs(Path(r["run_dir"]), dest / "lit_rl" / Path(r["run_dir"]).name)
-            shutil.copytree(sb3_logs, dest / "sb3_contrib")
-            for result, name in ((ours, "lit_rl.json"), (sb3, "sb3_contrib.json")):
-                (dest / name).write_text(json.dumps(result, indent=1))
+        ours, sb3 = ({"runs": [crossq_seed(spec, side, seed) for seed in seeds]} for side in CROSSQ_SIDES)
+        runs += ours["runs"] + sb3["runs"]
         table, ratio = crossq_table(spec, ours, sb3)
         lines += [*table, ""]
         ratios.append(f"{spec.env} **{ratio:.2f}**")
         if spec.env.startswith("Pendulum"):
             checks.append((f"lit_rl CrossQ reaches -200 within {spec.steps:,} Pendulum-v1 steps, every seed",
                            all(r["steps_to_minus_200"] is not None for r in ours["runs"])))  # fmt: skip
-    if not REPORT_ONLY:
-        wall = time.perf_counter() - start
-        other = max(0.0, (busy_cpu_seconds() - busy_start) - (own_cpu_seconds() - own_start)) / wall
-        timing_json.write_text(json.dumps({"wall_seconds": wall, "other_cores": other}))
-        kept.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(timing_json, kept / timing_json.name)
-    timing = json.loads(timing_json.read_text())
+    shared, unknown = sum(bool(r.get("shared")) for r in runs), sum("shared" not in r for r in runs)
     lines += [
         f"lit_rl / sb3-contrib median env steps/s while updating (above 1: lit_rl faster): {', '.join(ratios)}.",
         "",
-        f"The step took {fmt_minutes(timing['wall_seconds'])}; other jobs used {timing['other_cores']:.1f} of the "
-        f"{os.cpu_count()} cores on average meanwhile. Per-epoch logs: {kept.relative_to(ROOT)}/.",
+        f"The {len(runs)} runs took {fmt_minutes(sum(r['wall_seconds'] for r in runs))} one after the other; "
+        f"{shared} of them shared the machine with other jobs (load above 2: read their steps/s as a lower bound)"
+        + (f", {unknown} ended before the first load sample (30 s)" if unknown else "")
+        + f". Per-epoch logs: {(RESULTS / 'crossq').relative_to(ROOT)}/.",
     ]
     report = "\n".join(lines)
     print(report)
