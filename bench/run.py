@@ -114,22 +114,34 @@ def pendulum_table(pairs: list[tuple[str, dict, dict]], steps: int, figure: str)
 REPORT_ONLY = False  # --report: rebuild the tables and figures from the JSON of the last run
 
 
+def run_lit_rl(config: str, seeds: list[str], steps: int, eval_every: int, threads: list[str], out: Path,
+               runs_dir: Path, overrides: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """lit_rl's ``config`` (with CLI ``overrides``) over ``seeds``, its result JSON written to ``out``."""
+    run_script("lit_rl_runs.py", "--seeds", *seeds, *threads, "--config", config, "--out", str(out),
+               "--runs-dir", str(runs_dir), "--", f"--data.init_args.total_steps={steps}",
+               f"--data.init_args.epoch_steps={eval_every}", *overrides)  # fmt: skip
+
+
+def run_sb3(algo: str, env: str, seeds: list[str], steps: int, eval_every: int, threads: list[str], out: Path,
+            log_dir: Path | None = None) -> None:  # fmt: skip
+    """SB3's ``algo`` with rl-zoo settings over ``seeds``, the same budget and evaluation as ``run_lit_rl``;
+    ``log_dir``: where each seed's evaluations are kept as a CSV."""
+    logs = [] if log_dir is None else ["--log-dir", str(log_dir)]
+    run_script("sb3_baseline.py", "--seeds", *seeds, *threads, "--algo", algo, "--env", env, "--out", str(out),
+               "--total-steps", str(steps), "--eval-every", str(eval_every), *logs)  # fmt: skip
+
+
 def compare_with_sb3(algo: str, config: str, env: str, seeds: list[str], steps: int, threads: list[str],
                      quick: bool, eval_every: int = 1_000,
                      overrides: tuple[str, ...] = ()) -> tuple[dict, dict]:  # fmt: skip
     """lit_rl's ``config`` (with CLI ``overrides``) and SB3's ``algo`` with rl-zoo settings, the same seeds, budget
     and evaluation."""
     out = out_dir(quick)
-    stem = Path(config).stem
-    ours_json, sb3_json = out / f"lit_rl_{stem}.json", out / f"sb3_{algo}_{env}.json"
-    if REPORT_ONLY:
-        return json.loads(ours_json.read_text()), json.loads(sb3_json.read_text())
-    common, runs_dir = ["--seeds", *seeds, *threads], out / f"{env.split('-')[0].lower()}_runs"
-    run_script("lit_rl_runs.py", *common, "--config", config, "--out", str(ours_json), "--runs-dir", str(runs_dir),
-               "--", f"--data.init_args.total_steps={steps}", f"--data.init_args.epoch_steps={eval_every}",
-               *overrides)  # fmt: skip
-    run_script("sb3_baseline.py", *common, "--algo", algo, "--env", env, "--out", str(sb3_json),
-               "--total-steps", str(steps), "--eval-every", str(eval_every))  # fmt: skip
+    ours_json, sb3_json = out / f"lit_rl_{Path(config).stem}.json", out / f"sb3_{algo}_{env}.json"
+    if not REPORT_ONLY:
+        runs_dir = out / f"{env.split('-')[0].lower()}_runs"
+        run_lit_rl(config, seeds, steps, eval_every, threads, ours_json, runs_dir, overrides)
+        run_sb3(algo, env, seeds, steps, eval_every, threads, sb3_json)
     return json.loads(ours_json.read_text()), json.loads(sb3_json.read_text())
 
 
@@ -279,17 +291,13 @@ def crossq_seed(spec: CrossQRun, side: str, seed: str) -> dict:
     if REPORT_ONLY or (kept / name).is_file():
         return json.loads((kept / name).read_text())
     out.mkdir(parents=True, exist_ok=True)
-    common = ["--seeds", seed, *CROSSQ_THREADS, "--out", str(out / name)]
+    budget = ([seed], spec.steps, CROSSQ_EVAL_EVERY, CROSSQ_THREADS, out / name)
     start = time.perf_counter()
     with LoadSampler() as load:
         if side == "lit_rl":
-            budget = [f"--data.init_args.total_steps={spec.steps}", f"--data.init_args.epoch_steps={CROSSQ_EVAL_EVERY}"]
-            run_script("lit_rl_runs.py", *common, "--config", spec.config, "--runs-dir", str(out / "lit_rl"), "--",
-                       *budget, *spec.overrides)  # fmt: skip
+            run_lit_rl(spec.config, *budget, out / "lit_rl", spec.overrides)
         else:
-            budget = ["--total-steps", str(spec.steps), "--eval-every", str(CROSSQ_EVAL_EVERY)]
-            run_script("sb3_baseline.py", *common, "--algo", "crossq", "--env", spec.env, *budget,
-                       "--log-dir", str(out / "sb3_contrib"))  # fmt: skip
+            run_sb3("crossq", spec.env, *budget, out / "sb3_contrib")
     (run,) = json.loads((out / name).read_text())["runs"]
     run.update(wall_seconds=time.perf_counter() - start, **load.record(own=1))
     if side == "lit_rl":
