@@ -35,12 +35,13 @@ train: $(VENV)/.installed
 # run in TEST_WORKERS pytest processes, a test file each (TEST_WORKERS=8 on a bigger machine), with
 # one torch thread per process: torch's idle threads spin on the cores the other processes need.
 TEST_WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 test: $(VENV)/.installed osmesa
 	$(PY) -m ruff check lit_rl tests bench
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 test-all: $(VENV)/.installed osmesa
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests
+	$(PYTEST) tests
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check lit_rl tests bench
