@@ -60,13 +60,15 @@ from pathlib import Path
 
 from summary import RESULTS, ROOT, keep_logs, machine_line, rewrite_section, segment_order
 
-# From MyoSuite's myosuite/agents/baselines_DEPRL/myoLegWalk_20230514/myoLeg/log.csv, every 200k-step epoch
+# deprl's log of the published run, every 200k-step epoch (written by bench/data/published_curve.py)
 PUBLISHED = ROOT / "bench" / "data" / "deprl_myolegwalk_curve.csv"
 OUT = ROOT / "bench_runs" / "myoleg_learning"
 FULL_LENGTH = 1000  # myoLegWalk-v0's max_episode_steps: an episode that long did not fall
 RANDOM_STARTS = 20  # test episodes of the final checkpoint from random starts
 POLL_S = 60  # seconds between looks at a running run (its logs copied, the stop rule checked)
 LOAD_LOG = "load.csv"  # per look: the env steps the run's log reached, the 1-minute load average
+# MPO's statistics, lit_rl's metric: the published curve's column
+LEARNER_METRICS = {"q/mean": "critic_q", "loss/critic": "critic_loss", "mpo/temperature": "temperature"}
 CONFIG = "configs/dep_mpo_myolegwalk.yaml"
 PROTOCOL = [
     "--data.init_args.env.make_kwargs", '{"reset_type": "init"}',
@@ -261,6 +263,7 @@ def epochs(directory: Path, epoch_steps: int) -> dict[int, dict[str, float]]:
     out: dict[int, dict[str, float]] = {}
     episodes, steps = 0.0, 0.0
     sums: dict[int, list[float]] = {}  # epoch -> [length sum, return sum, episodes, env steps, seconds]
+    learner: dict[int, dict[str, list[float]]] = {}  # epoch -> MPO's logged statistics
     for row in rows:
         epoch = int(-(-row["env_steps"] // epoch_steps) * epoch_steps)
         acc = sums.setdefault(epoch, [0.0, 0.0, 0.0, 0.0, 0.0])
@@ -279,12 +282,17 @@ def epochs(directory: Path, epoch_steps: int) -> dict[int, dict[str, float]]:
         for name, key in (("length", "test"), ("length_max", "test_max"), ("return", "test_return")):
             if f"test/episode_{name}" in row:
                 entry[key] = row[f"test/episode_{name}"]
+        for metric, key in LEARNER_METRICS.items():
+            if metric in row:
+                learner.setdefault(epoch, {}).setdefault(key, []).append(row[metric])
     for epoch, (length_sum, return_sum, count, env_steps, seconds) in sums.items():
         entry = out[epoch]
         if count:
             entry["train"], entry["train_return"] = length_sum / count, return_sum / count
         if seconds:
             entry["steps_per_s"], entry["seconds"] = env_steps / seconds, seconds
+    for epoch, values in learner.items():
+        out[epoch].update({key: sum(points) / len(points) for key, points in values.items()})
     return out
 
 
@@ -297,6 +305,7 @@ def published() -> dict[int, dict[str, float]]:
             "test_max": r["test_episode_length_max"],
             "test_return": r["test_episode_return"],
             "clock": r["wall_s"],  # deprl's wall time from the start to this epoch's end, on its machine
+            **{key: r[key] for key in LEARNER_METRICS.values() if key in r},
         }
         for r in read_rows(PUBLISHED)
     }
@@ -438,6 +447,42 @@ def summary(results: Path, runs: list[tuple[str, int]], budget: Budget) -> list[
     return lines
 
 
+def learner_table(results: Path, runs: list[tuple[str, int]], budget: Budget) -> list[str]:
+    """MPO's own statistics beside the published run's (deprl's log has them too), at the first learning
+    epoch, every millionth step and the run's last evaluated epoch: the train reward per env step
+    (return over length, the fall's -100 included), the critic's mean Q and loss and the E-step
+    temperature, each the mean over the epoch's logged points."""
+    ref = published()
+    lines = [
+        "MPO's statistics against the published run's (deprl logs them too): train reward per env step (the "
+        "epoch's train return over its train episode length), the critic's Q and loss on the replay batches "
+        "and the E-step temperature, each the mean over the epoch. The published run's reward is another "
+        "(its weights and legs model are not MyoSuite 3's), so its scale is not ours: compare how each "
+        "side's values change over the run, not the values:",
+        "",
+        "| run | env steps | reward per step | published | Q | published | critic loss | published | temperature "
+        "| published |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, seed in runs:
+        if not has_metrics(run_dir(results, variant, seed)):
+            continue
+        per_epoch = run_epochs(results, variant, seed, budget)
+        learning = [e for e, v in sorted(per_epoch.items()) if e > budget.warmup and "test" in v]
+        shown = [e for e in learning if e == learning[0] or e == learning[-1] or e % 1_000_000 == 0]
+        label = f"{VARIANTS[variant][0]}, seed {seed}"
+        for epoch in shown:
+            cells = []
+            for side in (per_epoch[epoch], ref.get(epoch, {})):
+                per_step = side["train_return"] / side["train"] if side.get("train") else None
+                cells.append(fmt(per_step))
+            for key, digits in (("critic_q", 1), ("critic_loss", 1), ("temperature", 2)):
+                cells += [fmt(per_epoch[epoch].get(key), digits), fmt(ref.get(epoch, {}).get(key), digits)]
+            lines.append(f"| {label} | {epoch:,} | {' | '.join(cells)} |")
+            label = ""
+    return lines
+
+
 def figures(results: Path, runs: list[tuple[str, int]], steps: int, figure_dir: Path) -> list[str]:
     """Test and train episode length against the published run, drawn from the committed logs."""
     from lit_rl.commands.plot import plot
@@ -483,7 +528,10 @@ def main() -> None:
             if budget.after_full_length:  # the walk: the final checkpoint from random starts, and a video
                 evaluate(args.out, variant, seed, figure_dir)
     results = RESULTS / args.out.name
-    report = "\n".join([table(results, runs, budget), "", *figures(results, runs, budget.steps, figure_dir)])
+    report = "\n".join(
+        [table(results, runs, budget), "", *learner_table(results, runs, budget), "",
+         *figures(results, runs, budget.steps, figure_dir)]
+    )  # fmt: skip
     print(report.rstrip())
     if args.section != "none":
         rewrite_section(args.section, report.rstrip())
