@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -39,12 +40,17 @@ def test_action_map_scaled_clipped_and_muscle_sigmoid():
     raw = ActionMap(space, EnvConfig(id="x", scaled_actions=False))
     assert np.allclose(raw(np.array([-3.0, 0.5])), [-2.0, 0.5])
     assert np.allclose(raw.agent_space.high, [2.0, 1.0])
-    # MyoSuite 2's muscle mapping: [-1, 1] -> 1 / (1 + exp(-5 (a - 0.5))), here for an env in [0, 1].
-    muscles = gym.spaces.Box(0.0, 1.0, (3,), np.float32)
+    # MyoSuite 2's muscle mapping (base_v0.step to 2.11): 1 / (1 + exp(-5 (a - 0.5))) of the unclipped
+    # action, so a sample above 1 still raises the activation; here for an env in [0, 1].
+    muscles = gym.spaces.Box(0.0, 1.0, (4,), np.float32)
     sigmoid = ActionMap(muscles, EnvConfig(id="x", scaled_actions=False, muscle_sigmoid=True))
     assert np.allclose(sigmoid.agent_space.low, -1.0) and np.allclose(sigmoid.agent_space.high, 1.0)
-    assert np.allclose(sigmoid(np.array([-1.0, 0.5, 1.0])), [1 / (1 + np.exp(7.5)), 0.5, 1 / (1 + np.exp(-2.5))])
-    assert np.allclose(sigmoid(np.array([-9.0, 0.5, 9.0])), sigmoid(np.array([-1.0, 0.5, 1.0])))
+    a = np.array([-1.0, 0.5, 1.0, 1.5], np.float32)
+    assert np.allclose(sigmoid(a), 1 / (1 + np.exp(-5 * (a.astype(np.float64) - 0.5))))
+    assert sigmoid(a)[3] > sigmoid(a)[2] + 0.06  # 0.993 against 0.924: not clipped to 1 first
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow in exp far outside [-1, 1]
+        assert np.allclose(sigmoid(np.array([-300.0, -40.0, 40.0, 300.0], np.float32)), [0.0, 0.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="scaled_actions and muscle_sigmoid"):
         EnvConfig(id="x", scaled_actions=True, muscle_sigmoid=True)
 

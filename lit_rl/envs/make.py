@@ -25,10 +25,12 @@ class EnvConfig:
         env_args: attributes set on ``env.unwrapped`` after making it (deprl's ``env_args``).
         scaled_actions: deprl's flag. True: the agent acts in [-1, 1] and actions are rescaled
             to the env's bounds. False: actions pass through, clipped to the env's bounds.
-        muscle_sigmoid: the agent acts in [-1, 1] and the env gets ``1 / (1 + exp(-5 (a - 0.5)))``,
-            MyoSuite 2's muscle mapping, which deprl's values were tuned with. MyoSuite 3's leg
-            walk tasks (e.g. myoLegWalk-v0) take raw activations in [0, 1] instead, so without
-            this, policy outputs below 0 are clipped to no activation. Excludes ``scaled_actions``.
+        muscle_sigmoid: the env gets ``1 / (1 + exp(-5 (a - 0.5)))`` of the agent's action ``a``,
+            unclipped: MyoSuite 2's muscle mapping (to 2.11), which deprl's values and published
+            runs were made with (a policy sample above 1 still raises the activation, from 0.924
+            at 1 towards 1). MyoSuite 3's leg walk tasks (e.g. myoLegWalk-v0) take raw
+            activations in [0, 1] instead, so without this, policy outputs below 0 are clipped to
+            no activation. Excludes ``scaled_actions``.
         imports: modules imported before making the env, for the ids they register
             (e.g. ``[myosuite]``). Module names only, never code.
     """
@@ -162,6 +164,10 @@ def make_env(config: EnvConfig) -> gym.Env:
     return env
 
 
+# |a| beyond which the activation is 0 or 1 to float32 precision; the bound keeps exp(-5 (a - 0.5)) finite
+SIGMOID_BOUND = 16.0
+
+
 class ActionMap:
     """Maps the agent's actions to the env's action bounds (``scaled_actions``, ``muscle_sigmoid``)."""
 
@@ -188,5 +194,5 @@ class ActionMap:
             actions = np.clip(actions, -1.0, 1.0)
             return self.low + (actions + 1.0) * 0.5 * (self.high - self.low)
         if self.sigmoid:
-            actions = 1.0 / (1.0 + np.exp(-5.0 * (np.clip(actions, -1.0, 1.0) - 0.5)))
+            actions = 1.0 / (1.0 + np.exp(-5.0 * (np.clip(actions, -SIGMOID_BOUND, SIGMOID_BOUND) - 0.5)))
         return np.clip(actions, self.low, self.high)
