@@ -89,13 +89,34 @@ MYOSUITE = {
             "tonic.environment[scaled_actions]",  # MyoSuite 3's raw activations: muscle_sigmoid added
         },
     ),
-    "myoChaseTag.yaml": (
-        myosuite_expected("myoChallengeChaseTagP1-v0", "myoChasetag", {"reset_type": "random"}, MPO_ARGS),
-        {"tonic.header", "tonic.before_training", "tonic.after_training", "tonic.environment_name", "tonic.path"},
+    "myoChaseTag.yaml": (  # MyoSuite 3 clips before its sigmoid: raw activations and lit_rl's unclipped sigmoid
+        myosuite_expected(
+            "myoChallengeChaseTagP1-v0",
+            "myoChasetag",
+            {"normalize_act": False, "reset_type": "random"},
+            MPO_ARGS,
+            sigmoid=True,
+        ),
+        {
+            "tonic.header",
+            "tonic.before_training",
+            "tonic.after_training",
+            "tonic.environment_name",
+            "tonic.path",
+            "tonic.environment[scaled_actions]",
+        },
     ),
     "myoRelocate.yaml": (
-        myosuite_expected("myoChallengeRelocateP1-v0", "Relocate", {}, {}),  # this file has no mpo_args
-        {"tonic.header", "tonic.before_training", "tonic.after_training", "tonic.environment_name"},
+        myosuite_expected(  # this file has no mpo_args
+            "myoChallengeRelocateP1-v0", "Relocate", {"normalize_act": False}, {}, sigmoid=True
+        ),
+        {
+            "tonic.header",
+            "tonic.before_training",
+            "tonic.after_training",
+            "tonic.environment_name",
+            "tonic.environment[scaled_actions]",
+        },
     ),
 }
 

@@ -5,6 +5,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+import yaml
 
 from lit_rl.envs import ActionMap, EnvConfig, EnvUnsupported, SequentialEnvs, make_env, probe_env
 from tests.conftest import ROOT, SMOKE, cli_env
@@ -169,3 +170,24 @@ def test_fit_refuses_dep_on_an_env_without_muscle_states_before_a_step(tmp_path)
     last = result.stderr.strip().splitlines()[-1]
     assert "dep_mode 1: Pendulum-v1 has no actuator data" in last and "--model.init_args.dep_mode 0" in last, last
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_chasetag_config_maps_actions_as_myosuite2():
+    """configs/dep_mpo_myochasetag.yaml (raw activations, lit_rl's sigmoid) steps as MyoSuite 3's own
+    mapping for actions in [-1, 1]; above 1 it gives MyoSuite 2's larger activation, not the clipped 0.924."""
+    config = yaml.safe_load((ROOT / "configs" / "dep_mpo_myochasetag.yaml").read_text())["data"]["init_args"]["env"]
+    ours_config = EnvConfig(**config)
+    theirs_config = EnvConfig(**{**config, "muscle_sigmoid": False, "make_kwargs": {"reset_type": "random"}})
+    ours, theirs = make_env(ours_config), make_env(theirs_config)
+    assert np.allclose(ours.action_space.low, 0.0) and np.allclose(theirs.action_space.low, -1.0)
+    mapping = ActionMap(ours.action_space, ours_config)
+    actions = np.random.default_rng(0).uniform(-1, 1, (3, *theirs.action_space.shape)).astype(np.float32)
+    first, _ = ours.reset(seed=4)
+    assert np.array_equal(first, theirs.reset(seed=4)[0])
+    for action in actions:
+        assert np.allclose(ours.step(mapping(action))[0], theirs.step(action)[0], atol=1e-6)
+        assert np.allclose(ours.unwrapped.data.ctrl, theirs.unwrapped.data.ctrl, atol=1e-7)
+    above = np.full(theirs.action_space.shape, 1.5, np.float32)
+    ours.step(mapping(above)), theirs.step(above)
+    assert np.allclose(ours.unwrapped.data.ctrl, 1 / (1 + np.exp(-5.0)), atol=1e-6)  # 0.993
+    assert np.allclose(theirs.unwrapped.data.ctrl, 1 / (1 + np.exp(-2.5)), atol=1e-6)  # 0.924: clipped first

@@ -116,6 +116,14 @@ MUSCLE_SIGMOID = (
     "MyoSuite 3 takes raw activations in [0, 1] for this task where MyoSuite 2 (deprl) mapped [-1, 1] through "
     "1 / (1 + exp(-5 (a - 0.5))); the config sets muscle_sigmoid: true to keep deprl's mapping"
 )
+# MyoSuite 3 clips these all-muscle tasks' actions to [-1, 1] before its sigmoid, MyoSuite 2 did not:
+# `normalize_act: false` makes the env take raw activations and `muscle_sigmoid: true` maps as MyoSuite 2.
+MYOSUITE3_CLIPPED_SIGMOID = re.compile(r"myoChallenge(ChaseTag|Relocate)P\d-v\d+")
+UNCLIPPED_SIGMOID = (
+    "MyoSuite 3 clips this task's actions to [-1, 1] before its sigmoid, where MyoSuite 2 (deprl) took the sigmoid "
+    "of the unclipped action; the config sets make_kwargs normalize_act: false (raw activations) and "
+    "muscle_sigmoid: true to keep deprl's mapping"
+)
 
 ENV_BUILDERS = {"deprl.environments.Gym", "deprl.vendor.tonic.environments.Gym", "tonic.environments.Gym"}
 # deprl's build_environment parameters before the gym.make keyword arguments.
@@ -360,10 +368,14 @@ def _convert_env(key: str, source: Any, env_args: dict, imports: list[str], repo
     if not isinstance(env_id, str):
         raise expr.error(call, f"the environment id must be a string, got {env_id!r}")
     scaled_actions = expr.boolean(bound.pop("scaled_actions")) if "scaled_actions" in bound else True
-    muscle_sigmoid = not scaled_actions and MYOSUITE3_RAW_ACTIVATIONS.fullmatch(env_id) is not None
-    if muscle_sigmoid:
-        _report(report, f"{key}[scaled_actions]", scaled_actions, MUSCLE_SIGMOID)
     make_kwargs: dict[str, Any] = {}
+    raw = MYOSUITE3_RAW_ACTIVATIONS.fullmatch(env_id) is not None
+    clipped = MYOSUITE3_CLIPPED_SIGMOID.fullmatch(env_id) is not None and "normalize_act" not in bound
+    muscle_sigmoid = not scaled_actions and (raw or clipped)
+    if muscle_sigmoid:
+        _report(report, f"{key}[scaled_actions]", scaled_actions, MUSCLE_SIGMOID if raw else UNCLIPPED_SIGMOID)
+        if clipped:
+            make_kwargs["normalize_act"] = False
     for name, node in bound.items():
         where = f"{key}[{name}]"
         if name == "terminal_timeouts":
