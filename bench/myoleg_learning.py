@@ -404,6 +404,18 @@ def table(results: Path, runs: list[tuple[str, int]], budget: Budget) -> str:
     return "\n".join([*lines, "", *summary(results, runs, budget)])
 
 
+def learning_runs(results: Path, runs: list[tuple[str, int]], budget: Budget):
+    """``(variant, seed, per_epoch, learning)`` of each run that has evaluated learning epochs (after
+    the DEP-only warm-up): its epochs from the committed logs and the learning ones among them."""
+    for variant, seed in runs:
+        if not has_metrics(run_dir(results, variant, seed)):
+            continue
+        per_epoch = run_epochs(results, variant, seed, budget)
+        learning = [e for e, v in sorted(per_epoch.items()) if e > budget.warmup and "test" in v]
+        if learning:
+            yield variant, seed, per_epoch, learning
+
+
 def summary(results: Path, runs: list[tuple[str, int]], budget: Budget) -> list[str]:
     """Per run, the means over its learning epochs (after the warm-up, to its last evaluated epoch)
     beside the published run's over the same epochs, and when the test episodes first reached full
@@ -428,13 +440,7 @@ def summary(results: Path, runs: list[tuple[str, int]], budget: Budget) -> list[
         "episode | published | all test episodes full-length | published |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for variant, seed in runs:
-        if not has_metrics(run_dir(results, variant, seed)):
-            continue
-        per_epoch = run_epochs(results, variant, seed, budget)
-        learning = [e for e, v in sorted(per_epoch.items()) if e > budget.warmup and "test" in v]
-        if not learning:
-            continue
+    for variant, seed, per_epoch, learning in learning_runs(results, runs, budget):
         span = f"{learning[0] / 1e6:g}-{learning[-1] / 1e6:g} M"
         cells = []
         for kind in ("train", "test"):
@@ -464,11 +470,7 @@ def learner_table(results: Path, runs: list[tuple[str, int]], budget: Budget) ->
         "| published |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for variant, seed in runs:
-        if not has_metrics(run_dir(results, variant, seed)):
-            continue
-        per_epoch = run_epochs(results, variant, seed, budget)
-        learning = [e for e, v in sorted(per_epoch.items()) if e > budget.warmup and "test" in v]
+    for variant, seed, per_epoch, learning in learning_runs(results, runs, budget):
         shown = [e for e in learning if e == learning[0] or e == learning[-1] or e % 1_000_000 == 0]
         label = f"{VARIANTS[variant][0]}, seed {seed}"
         for epoch in shown:
