@@ -25,12 +25,14 @@ class EnvConfig:
         env_args: attributes set on ``env.unwrapped`` after making it (deprl's ``env_args``).
         scaled_actions: deprl's flag. True: the agent acts in [-1, 1] and actions are rescaled
             to the env's bounds. False: actions pass through, clipped to the env's bounds.
-        muscle_sigmoid: the env gets ``1 / (1 + exp(-5 (a - 0.5)))`` of the agent's action ``a``,
-            unclipped: MyoSuite 2's muscle mapping (to 2.11), which deprl's values and published
-            runs were made with (a policy sample above 1 still raises the activation, from 0.924
-            at 1 towards 1). MyoSuite 3's leg walk tasks (e.g. myoLegWalk-v0) take raw
-            activations in [0, 1] instead, so without this, policy outputs below 0 are clipped to
-            no activation. Excludes ``scaled_actions``.
+        muscle_sigmoid: the agent acts in [-1, 1] and the env gets ``1 / (1 + exp(-5 (a - 0.5)))``
+            of its action ``a``, unclipped: MyoSuite 2's muscle mapping (to 2.11), which deprl's
+            values and published runs were made with (a policy sample above 1 still raises the
+            activation, from 0.924 at 1 towards 1). For an env that takes raw activations in
+            [0, 1]: MyoSuite 3's leg walk tasks (e.g. myoLegWalk-v0), where without this policy
+            outputs below 0 are clipped to no activation, or its sigmoid tasks made with
+            ``normalize_act: false`` (they clip to [-1, 1] before their own sigmoid). Excludes
+            ``scaled_actions``.
         imports: modules imported before making the env, for the ids they register
             (e.g. ``[myosuite]``). Module names only, never code.
     """
