@@ -41,7 +41,12 @@ episode (or at 10 M); started again, it resumes::
 
     python bench/myoleg_learning.py --runs dep_mpo:0 --steps 10000000 --save 200000 \
         --parallel 2 --sequential 50 --after_full_length 400000 \
-        --out ~/lit_rl_runs/myoleg_walk --section myoleg-walk-table
+        --out ~/lit_rl_runs/myoleg_walk --section myoleg-walk-table \
+        --compare bench/results/myoleg_walk_clipped_sigmoid/dep_mpo_clipped_sigmoid_seed0
+
+``--compare`` draws committed logs of other runs in the figures: here the walk of lit_rl before
+56d08e9, whose ``muscle_sigmoid`` clipped actions to [-1, 1] first (variant
+``dep_mpo_clipped_sigmoid``: a kept run, only ``--report`` draws it).
 """
 
 from __future__ import annotations
@@ -102,6 +107,12 @@ VARIANTS = {  # name: (label, config, overrides)
         ["--data.init_args.env.muscle_sigmoid", "false"],
     ),
     "dep_sac": ("DEP-SAC (`configs/dep_sac_myolegwalk.yaml`)", "configs/dep_sac_myolegwalk.yaml", []),
+    # Kept runs of an earlier lit_rl: their logs are in bench/results, this lit_rl cannot run them again.
+    "dep_mpo_clipped_sigmoid": (
+        "DEP-MPO, actions clipped to [-1, 1] before the sigmoid (lit_rl before 56d08e9)",
+        None,
+        [],
+    ),  # fmt: skip
 }
 DEFAULT_RUNS = [
     "dep_mpo:0", "dep_mpo_actor_normalized:0", "dep_mpo_exact_statistics:0", "dep_mpo:1",
@@ -156,6 +167,8 @@ def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
     ``bench/results/<out name>/`` every minute, so what a killed session reached is kept too."""
     directory = run_dir(out, variant, seed)
     results = run_dir(RESULTS / out.name, variant, seed)
+    if VARIANTS[variant][1] is None:
+        raise SystemExit(f"{variant}: a kept run of an earlier lit_rl ({VARIANTS[variant][0]}); only --report draws it")
     if (directory / "result.json").is_file():
         keep_logs(directory, results)
         print(f"{directory.name}: done already", flush=True)
@@ -485,12 +498,14 @@ def learner_table(results: Path, runs: list[tuple[str, int]], budget: Budget) ->
     return lines
 
 
-def figures(results: Path, runs: list[tuple[str, int]], steps: int, figure_dir: Path) -> list[str]:
-    """Test and train episode length against the published run, drawn from the committed logs."""
+def figures(results: Path, runs: list[tuple[str, int]], steps: int, figure_dir: Path, compare: list[Path]) -> list[str]:
+    """Test and train episode length against the published run (and the ``compare`` runs' committed
+    logs), drawn from the committed logs."""
     from lit_rl.commands.plot import plot
 
     directories = [write_published_run(results)] if min(published()) <= steps else []
     directories += [run_dir(results, v, s) for v, s in runs if has_metrics(run_dir(results, v, s))]
+    directories += [d for d in compare if has_metrics(d)]
     lines = []
     for kind in ("test", "train"):
         figure = figure_dir / f"{results.name}_{kind}.png"  # myoleg_learning_test.png for the default --out
@@ -515,6 +530,9 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="only rewrite the table and figures")
     parser.add_argument("--out", type=Path, default=OUT, help="run directories (default: %(default)s)")
     parser.add_argument(
+        "--compare", type=Path, nargs="*", default=[], help="committed run logs (bench/results/...) drawn beside"
+    )
+    parser.add_argument(
         "--section", default="myoleg-learning-table", help="BENCHMARKS.md section; 'none' only prints the table"
     )
     args = parser.parse_args()
@@ -532,7 +550,7 @@ def main() -> None:
     results = RESULTS / args.out.name
     report = "\n".join(
         [table(results, runs, budget), "", *learner_table(results, runs, budget), "",
-         *figures(results, runs, budget.steps, figure_dir)]
+         *figures(results, runs, budget.steps, figure_dir, args.compare)]
     )  # fmt: skip
     print(report.rstrip())
     if args.section != "none":
