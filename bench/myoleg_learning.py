@@ -112,7 +112,7 @@ VARIANTS = {  # name: (label, config, overrides)
         "DEP-MPO, actions clipped to [-1, 1] before the sigmoid (lit_rl before 56d08e9)",
         None,
         [],
-    ),  # fmt: skip
+    ),
 }
 DEFAULT_RUNS = [
     "dep_mpo:0", "dep_mpo_actor_normalized:0", "dep_mpo_exact_statistics:0", "dep_mpo:1",

@@ -177,7 +177,8 @@ def test_chasetag_config_maps_actions_as_myosuite2():
     mapping for actions in [-1, 1]; above 1 it gives MyoSuite 2's larger activation, not the clipped 0.924."""
     config = yaml.safe_load((ROOT / "configs" / "dep_mpo_myochasetag.yaml").read_text())["data"]["init_args"]["env"]
     ours_config = EnvConfig(**config)
-    theirs_config = EnvConfig(**{**config, "muscle_sigmoid": False, "make_kwargs": {"reset_type": "random"}})
+    theirs_kwargs = {k: v for k, v in config["make_kwargs"].items() if k != "normalize_act"}  # MyoSuite 3's mapping
+    theirs_config = EnvConfig(**{**config, "muscle_sigmoid": False, "make_kwargs": theirs_kwargs})
     ours, theirs = make_env(ours_config), make_env(theirs_config)
     assert np.allclose(ours.action_space.low, 0.0) and np.allclose(theirs.action_space.low, -1.0)
     mapping = ActionMap(ours.action_space, ours_config)
@@ -188,6 +189,7 @@ def test_chasetag_config_maps_actions_as_myosuite2():
         assert np.allclose(ours.step(mapping(action))[0], theirs.step(action)[0], atol=1e-6)
         assert np.allclose(ours.unwrapped.data.ctrl, theirs.unwrapped.data.ctrl, atol=1e-7)
     above = np.full(theirs.action_space.shape, 1.5, np.float32)
-    ours.step(mapping(above)), theirs.step(above)
+    ours.step(mapping(above))
+    theirs.step(above)
     assert np.allclose(ours.unwrapped.data.ctrl, 1 / (1 + np.exp(-5.0)), atol=1e-6)  # 0.993
     assert np.allclose(theirs.unwrapped.data.ctrl, 1 / (1 + np.exp(-2.5)), atol=1e-6)  # 0.924: clipped first
