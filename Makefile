@@ -69,7 +69,7 @@ bench-crossq: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(PY) bench/run.py --only crossq
 
 # DEP-MPO myoLegWalk against deprl's published curve, with three ablations: about 4 hours on 2 cores
-# (bench/myoleg_learning.py; finished runs are kept and skipped when it is started again).
+# (bench/myoleg_learning.py; runs in ~/lit_rl_runs/myoleg_learning, finished ones skipped when it is started again).
 bench-learning: $(VENV)/.installed
 	$(PY) bench/myoleg_learning.py
 
@@ -90,7 +90,8 @@ bench-probes: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(PY) bench/myosuite_probes.py
 
 # deprl itself (python -m deprl.main, in a throwaway venv with the MyoSuite 3 shim) and lit_rl side by side
-# on myoLegWalk-v0 (bench/deprl_side_by_side.py): several hours on 2 cores; interrupted runs resume.
+# on myoLegWalk-v0 (bench/deprl_side_by_side.py): several hours on 2 cores; runs in ~/lit_rl_runs/deprl_side_by_side,
+# interrupted ones resume.
 # DEPRL_SOURCE as for deprl-golden, e.g. make bench-deprl DEPRL_SOURCE=../shared/reference/deprl-790df86.tar.gz
 bench-deprl: $(VENV)/.installed
 	$(PY) bench/deprl_side_by_side.py --deprl-source $(DEPRL_SOURCE)

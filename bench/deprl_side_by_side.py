@@ -50,7 +50,7 @@ from summary import RESULTS, ROOT, LoadSampler, keep_logs, machine_line, rewrite
 
 from lit_rl.commands.stats import interval_text, iqm_interval
 
-OUT = ROOT / "bench_runs" / "deprl_side_by_side"
+OUT = Path.home() / "lit_rl_runs" / "deprl_side_by_side"  # outside the checkout: it is laid anew, the home kept
 SOURCE = "https://github.com/martius-lab/depRL/archive/790df86.tar.gz"
 DEPRL_CONFIG = ROOT / "tests" / "fixtures" / "deprl" / "myoLegWalk.yaml"  # deprl's file, as published
 LIT_RL_CONFIG = "configs/dep_mpo_myolegwalk.yaml"  # the same file converted, with deprl's computation

@@ -20,7 +20,7 @@ epochs with 10 test episodes, to ``--steps`` (1.6e6). Runs (``VARIANTS``, one
 - ``dep_mpo_raw_actions``: ``muscle_sigmoid: false``, MyoSuite 3's raw [0, 1] activations;
 - ``dep_sac``: DEP-SAC, ``configs/dep_sac_myolegwalk.yaml`` (the same env, DEP, replay and schedule).
 
-Each run's directory (``bench_runs/myoleg_learning/<variant>_seed<seed>``: config.yaml, CSVLogger
+Each run's directory (``~/lit_rl_runs/myoleg_learning/<variant>_seed<seed>``: config.yaml, CSVLogger
 metrics.csv, checkpoints every ``--save`` steps) is kept; a run that finished (it has
 ``result.json``) is not run again and an interrupted one resumes from its last checkpoint, so the
 script can be stopped and started again. Every minute and at the end, a run's per-epoch logs
@@ -67,7 +67,7 @@ from summary import RESULTS, ROOT, keep_logs, machine_line, rewrite_section, seg
 
 # deprl's log of the published run, every 200k-step epoch (written by bench/data/published_curve.py)
 PUBLISHED = ROOT / "bench" / "data" / "deprl_myolegwalk_curve.csv"
-OUT = ROOT / "bench_runs" / "myoleg_learning"
+OUT = Path.home() / "lit_rl_runs" / "myoleg_learning"  # outside the checkout: it is laid anew, the home kept
 FULL_LENGTH = 1000  # myoLegWalk-v0's max_episode_steps: an episode that long did not fall
 RANDOM_STARTS = 20  # test episodes of the final checkpoint from random starts
 POLL_S = 60  # seconds between looks at a running run (its logs copied, the stop rule checked)
