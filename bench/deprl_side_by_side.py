@@ -20,12 +20,12 @@ its generator, so every epoch's 10 test episodes start from new states; lit_rl r
 Each run (``OUT/<side>_seed<seed>``: the command's output and ``result.json``; deprl's own files in
 ``OUT/deprl_runs/deprl_seed<seed>/<date>/``) resumes with its own program's resume (deprl: ``resume: 1``
 and ``full_save``; lit_rl: ``last.ckpt``) when the script is started again; a finished run (its
-``result.json``) is skipped. A finished run's per-epoch logs (lit_rl's ``metrics.csv``, deprl's own
-``log.csv``) and ``result.json`` (wall time, and the machine's load average while it ran: a run
-that shared the cores is marked, and the speed ratio is given over the runs that did not) are
-copied to ``bench/results/<OUT's name>/<side>_seed<seed>/``, committed; the tables are drawn from
-those copies, and ``--report`` only rewrites the ``deprl-side-by-side`` section of BENCHMARKS.md
-from them.
+``result.json``, there or kept in bench/results) is skipped. A finished run's per-epoch logs
+(lit_rl's ``metrics.csv``, deprl's own ``log.csv``) and ``result.json`` (wall time, and the machine's
+load average while it ran: a run that shared the cores is marked, and the speed ratio is given over
+the runs that did not) are copied to ``bench/results/<OUT's name>/<side>_seed<seed>/``, committed;
+the tables are drawn from those copies, and ``--report`` only rewrites the ``deprl-side-by-side``
+section of BENCHMARKS.md from them.
 
     python bench/deprl_side_by_side.py [--deprl-source URL_OR_TARBALL] [--runs deprl:0 lit_rl:0 ...]
 """
@@ -171,6 +171,9 @@ def train(out: Path, side: str, seed: int, protocol: Protocol, source: str) -> N
     if (directory / "result.json").is_file():
         keep(out, name)
         print(f"{name}: done already", flush=True)
+        return
+    if (RESULTS / out.name / name / "result.json").is_file():  # finished in a session whose home is gone
+        print(f"{name}: done already (its logs are kept in bench/results)", flush=True)
         return
     directory.mkdir(parents=True, exist_ok=True)
     if side == "deprl":

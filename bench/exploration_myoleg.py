@@ -15,9 +15,9 @@ DEP alone acts there (mode 3's first phase). Lattice-SAC, pink-noise SAC and pla
 noise, pink noise, SAC's Gaussian sampling).
 
 Runs go to ``--out`` (``~/lit_rl_runs/exploration_myoleg``, outside the checkout so that they survive a new
-one), ``<variant>_seed<seed>`` each. A finished run (it has ``result.json``) is skipped; an interrupted one
-resumes from its last save. While a run goes on (every minute) and at its end its per-epoch logs
-(``metrics.csv`` of each segment, ``config.yaml``, ``result.json``, ``wall_s.json``, ``load.json``) are
+one), ``<variant>_seed<seed>`` each. A finished run (it has ``result.json``, there or in the kept logs) is
+skipped; an interrupted one resumes from its last save. While a run goes on (every minute) and at its end its
+per-epoch logs (``metrics.csv`` of each segment, ``config.yaml``, ``result.json``, ``wall_s.json``, ``load.json``) are
 copied to ``bench/results/exploration_myoleg/<variant>_seed<seed>/``, committed. The machine's load is
 sampled throughout (``summary.LoadSampler``); ``result.json`` says whether the run shared the cores.
 
@@ -125,6 +125,9 @@ def train(out: Path, results: Path, variant: str, seed: int, protocol: Protocol)
     if (directory / "result.json").is_file():
         keep_logs(directory, kept, LOGS)
         print(f"{name}: done already", flush=True)
+        return
+    if (kept / "result.json").is_file():  # finished in a session whose home is gone
+        print(f"{name}: done already (its logs are kept in {kept})", flush=True)
         return
     if not (directory / "checkpoints" / "last.ckpt").is_file():  # killed before its first save: start again
         shutil.rmtree(directory, ignore_errors=True)

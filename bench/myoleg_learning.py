@@ -22,8 +22,8 @@ epochs with 10 test episodes, to ``--steps`` (1.6e6). Runs (``VARIANTS``, one
 
 Each run's directory (``~/lit_rl_runs/myoleg_learning/<variant>_seed<seed>``: config.yaml, CSVLogger
 metrics.csv, checkpoints every ``--save`` steps) is kept; a run that finished (it has
-``result.json``) is not run again and an interrupted one resumes from its last checkpoint, so the
-script can be stopped and started again. Every minute and at the end, a run's per-epoch logs
+``result.json``, there or in its kept logs) is not run again and an interrupted one resumes from its
+last checkpoint, so the script can be stopped and started again. Every minute and at the end, a run's per-epoch logs
 (``metrics.csv`` of each segment, ``result.json``) are copied to ``bench/results/<--out's name>/``,
 which is committed: the table and figures are drawn from those copies, so ``--report`` rewrites
 them from the repository alone (a run still going is shown up to its last logged epoch). Writes
@@ -172,6 +172,9 @@ def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
     if (directory / "result.json").is_file():
         keep_logs(directory, results)
         print(f"{directory.name}: done already", flush=True)
+        return
+    if (results / "result.json").is_file():  # finished in a session whose home is gone
+        print(f"{directory.name}: done already (its logs are kept in {relative(results)})", flush=True)
         return
     if not (directory / "checkpoints" / "last.ckpt").is_file():
         shutil.rmtree(directory, ignore_errors=True)  # killed before its first save: start again
