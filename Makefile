@@ -82,7 +82,8 @@ WALK_DIR ?= $(HOME)/lit_rl_runs/myoleg_walk
 bench-walk: $(VENV)/.installed osmesa
 	$(PY) bench/myoleg_learning.py --runs dep_mpo:0 --steps 10000000 --save 200000 --parallel 2 --sequential 50 \
 		--after_full_length 400000 --out $(WALK_DIR) --section myoleg-walk-table \
-		--compare bench/results/myoleg_walk_clipped_sigmoid/dep_mpo_clipped_sigmoid_seed0
+		--compare bench/results/myoleg_walk_clipped_sigmoid/dep_mpo_clipped_sigmoid_seed0 \
+		bench/results/myoleg_walk_lost/dep_mpo_lost_home_seed0
 
 # 300,000-step learning probes of the MyoSuite DEP-MPO configs (bench/myosuite_probes.py), in ~/lit_rl_runs:
 # roughly an hour a probe on 2 cores, 10 probes (Soccer, TableTennis longer); started again, it resumes.

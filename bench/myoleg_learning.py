@@ -42,11 +42,13 @@ episode (or at 10 M); started again, it resumes::
     python bench/myoleg_learning.py --runs dep_mpo:0 --steps 10000000 --save 200000 \
         --parallel 2 --sequential 50 --after_full_length 400000 \
         --out ~/lit_rl_runs/myoleg_walk --section myoleg-walk-table \
-        --compare bench/results/myoleg_walk_clipped_sigmoid/dep_mpo_clipped_sigmoid_seed0
+        --compare bench/results/myoleg_walk_clipped_sigmoid/dep_mpo_clipped_sigmoid_seed0 \
+        bench/results/myoleg_walk_lost/dep_mpo_lost_home_seed0
 
 ``--compare`` draws committed logs of other runs in the figures: here the walk of lit_rl before
 56d08e9, whose ``muscle_sigmoid`` clipped actions to [-1, 1] first (variant
-``dep_mpo_clipped_sigmoid``: a kept run, only ``--report`` draws it).
+``dep_mpo_clipped_sigmoid``: a kept run, only ``--report`` draws it), and the walk's first run with
+today's code, lost at 2.92 M steps with the machine's home directory (``dep_mpo_lost_home``, kept too).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ FULL_LENGTH = 1000  # myoLegWalk-v0's max_episode_steps: an episode that long di
 RANDOM_STARTS = 20  # test episodes of the final checkpoint from random starts
 POLL_S = 60  # seconds between looks at a running run (its logs copied, the stop rule checked)
 LOAD_LOG = "load.csv"  # per look: the env steps the run's log reached, the 1-minute load average
+MACHINE_LOG = "machines.csv"  # per segment: the env steps it resumed from, the machine it ran on
 # MPO's statistics, lit_rl's metric: the published curve's column
 LEARNER_METRICS = {"q/mean": "critic_q", "loss/critic": "critic_loss", "mpo/temperature": "temperature"}
 CONFIG = "configs/dep_mpo_myolegwalk.yaml"
@@ -107,9 +110,14 @@ VARIANTS = {  # name: (label, config, overrides)
         ["--data.init_args.env.muscle_sigmoid", "false"],
     ),
     "dep_sac": ("DEP-SAC (`configs/dep_sac_myolegwalk.yaml`)", "configs/dep_sac_myolegwalk.yaml", []),
-    # Kept runs of an earlier lit_rl: their logs are in bench/results, this lit_rl cannot run them again.
+    # Kept runs: only their logs in bench/results, drawn by --report; they are not run again.
     "dep_mpo_clipped_sigmoid": (
         "DEP-MPO, actions clipped to [-1, 1] before the sigmoid (lit_rl before 56d08e9)",
+        None,
+        [],
+    ),
+    "dep_mpo_lost_home": (
+        "DEP-MPO, the walk's run lost with the machine's home directory (same code and seed)",
         None,
         [],
     ),
@@ -168,7 +176,7 @@ def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
     directory = run_dir(out, variant, seed)
     results = run_dir(RESULTS / out.name, variant, seed)
     if VARIANTS[variant][1] is None:
-        raise SystemExit(f"{variant}: a kept run of an earlier lit_rl ({VARIANTS[variant][0]}); only --report draws it")
+        raise SystemExit(f"{variant}: a kept run ({VARIANTS[variant][0]}); only --report draws it")
     if (directory / "result.json").is_file():
         keep_logs(directory, results)
         print(f"{directory.name}: done already", flush=True)
@@ -182,16 +190,21 @@ def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
     start = time.perf_counter()
     args = command(out, variant, seed, budget)
     print(f"{directory.name}: python {' '.join(args[1:])}", flush=True)
+    resumed_from = saved_steps(directory) if directory.is_dir() else 0
     process = subprocess.Popen(args, cwd=ROOT, start_new_session=True)  # its env workers in its group
-    stopped_at = None
+    stopped_at, machine_recorded = None, False
     while process.poll() is None:
         time.sleep(POLL_S)
         if not directory.is_dir():  # fit has not made it yet
             continue
+        if not machine_recorded:  # a run resumed over several sessions may change machines
+            with open(directory / MACHINE_LOG, "a", newline="") as f:
+                csv.writer(f).writerow([resumed_from, machine_line("mujoco", "myosuite")])
+            machine_recorded = True
         per_epoch = epochs(directory, budget.epoch)
         with open(directory / LOAD_LOG, "a") as f:  # the machine's load beside the run's progress
             f.write(f"{max((v['reached'] for v in per_epoch.values()), default=0):.0f},{os.getloadavg()[0]:.2f}\n")
-        keep_logs(directory, results, names=("result.json", "wall_s.json", LOAD_LOG))
+        keep_logs(directory, results, names=("result.json", "wall_s.json", LOAD_LOG, MACHINE_LOG))
         stop = stop_step(per_epoch, budget)  # None without after_full_length
         logged = stop is not None and "test" in per_epoch.get(stop, {})
         if logged and saved_steps(directory) >= stop:
@@ -205,7 +218,7 @@ def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
     result = {"variant": variant, "seed": seed, **asdict(budget), "wall_s": sum(segments), "segments": len(segments),
               "stopped_at": stopped_at or budget.steps}  # fmt: skip
     (directory / "result.json").write_text(json.dumps(result))
-    keep_logs(directory, results, names=("result.json", "wall_s.json", LOAD_LOG))
+    keep_logs(directory, results, names=("result.json", "wall_s.json", LOAD_LOG, MACHINE_LOG))
 
 
 def evaluate(out: Path, variant: str, seed: int, figure_dir: Path) -> None:
@@ -384,10 +397,31 @@ def hours(seconds: float | None) -> str:
     return "–" if seconds is None else f"{seconds / 3600:.1f}"
 
 
+def machines(results: Path, runs: list[tuple[str, int]]) -> list[str]:
+    """Where each run ran: a line per segment (``MACHINE_LOG``: the env steps it resumed from, its
+    machine), as a run resumed over several sessions may change machines; a run from before that
+    record says so. The report's own machine when no run has logged yet."""
+    lines = []
+    for variant, seed in runs:
+        directory = run_dir(results, variant, seed)
+        if not has_metrics(directory):
+            continue
+        name = f"{VARIANTS[variant][0]}, seed {seed}"
+        if not (directory / MACHINE_LOG).is_file():
+            lines.append(f"- {name}: its machines were not recorded (a run from before 2026-12-08).")
+            continue
+        with open(directory / MACHINE_LOG, newline="") as f:
+            lines += [
+                f"- {name}, from {int(steps):,} env steps: {line.replace('Measured', 'started', 1)}"
+                for steps, line in csv.reader(f)
+            ]
+    return ["Where each run ran, by segment:", "", *lines] if lines else [machine_line("mujoco", "myosuite")]
+
+
 def table(results: Path, runs: list[tuple[str, int]], budget: Budget) -> str:
     ref = published()
     lines = [
-        machine_line("mujoco", "myosuite"),
+        *machines(results, runs),
         "",
         "Per epoch, lit_rl against the published run at the same env steps (test: mean and, in brackets, the "
         "longest of the test episodes); hours: wall time from the start on this machine (training and "
@@ -403,7 +437,8 @@ def table(results: Path, runs: list[tuple[str, int]], budget: Budget) -> str:
         directory = run_dir(results, variant, seed)
         if not has_metrics(directory):
             continue
-        running = "" if (directory / "result.json").is_file() else " (running, resumable)"
+        done = (directory / "result.json").is_file() or VARIANTS[variant][1] is None
+        running = "" if done else " (running, resumable)"
         label = f"{VARIANTS[variant][0]}, seed {seed}{running}"
         for epoch, v in sorted(run_epochs(results, variant, seed, budget).items()):
             theirs = ref.get(epoch, {})
