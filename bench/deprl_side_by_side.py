@@ -186,6 +186,9 @@ def train(out: Path, side: str, seed: int, protocol: Protocol, source: str) -> N
         args = lit_rl_command(protocol, seed, out, name, SIDES[side][1])
         env = dict(os.environ)
     print(f"{name}: {' '.join(args)}", flush=True)
+    machines = directory / "machines.json"  # per segment: a run resumed in several sessions may change machines
+    segment_machines = [*(json.loads(machines.read_text()) if machines.is_file() else []), machine_line()]
+    machines.write_text(json.dumps(segment_machines))
     start = time.perf_counter()
     with open(directory / "output.log", "a") as output, LoadSampler() as load:
         subprocess.run(args, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, check=True)
@@ -196,7 +199,7 @@ def train(out: Path, side: str, seed: int, protocol: Protocol, source: str) -> N
     if steps < protocol.steps:  # deprl's trainer logs an exception and exits 0
         raise RuntimeError(f"{name} stopped at {steps:,} env steps of {protocol.steps:,}: see {directory}/output.log")
     result = {"side": side, "seed": seed, **asdict(protocol), "wall_s": sum(segments), "segments": len(segments),
-              **load.record(own=protocol.parallel + 1)}  # fmt: skip
+              **load.record(own=protocol.parallel + 1), "machines": segment_machines}  # fmt: skip
     (directory / "result.json").write_text(json.dumps(result))
     keep(out, name)
 
@@ -227,6 +230,13 @@ def finished(out: Path, runs: list[tuple[str, int]]) -> dict[str, list[int]]:
     return seeds
 
 
+def machine_of(result: dict) -> str:
+    """The machine a run ran on (cores, CPU model, GPU), from its result.json: 'several' when its
+    segments ran on different ones, 'not recorded' for a run from before the record."""
+    kinds = {line.split("; ")[0].split(" on ", 1)[1] for line in result.get("machines", [])}
+    return kinds.pop() if len(kinds) == 1 else ("several" if kinds else "not recorded")
+
+
 def report(out: Path, runs: list[tuple[str, int]], protocol: Protocol) -> str:
     seeds = finished(out, runs)
     sides = [s for s in SIDES if s in seeds]
@@ -252,14 +262,15 @@ def report(out: Path, runs: list[tuple[str, int]], protocol: Protocol) -> str:
     lines += ["**Speed**: env steps/s per epoch (evaluation included), the median over the DEP-only and over the "
               "learning epochs (robust to an epoch slowed by another job on the machine) and the mean; wall time of "
               "the run; the highest 1-minute load average seen during it (the run itself keeps about "
-              f"{protocol.parallel + 1} processes busy; more means it shared the machine):", "",
+              f"{protocol.parallel + 1} processes busy; more means it shared the machine); the machine it ran on "
+              "(speed ratios compare runs on one machine):", "",
               "| run | DEP-only epochs: median | learning epochs: median | learning epochs: mean | per epoch | "
-              "wall time (min) | highest load |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
+              "wall time (min) | highest load | machine |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     learning = [p for p in points if p > protocol.warmup]
     warmup = [p for p in points if p <= protocol.warmup]
-    rates: dict[str, list[float]] = {}  # per side, each run's median
-    alone: dict[str, list[float]] = {}  # the same, of the runs that did not share the machine
+    rates: dict[tuple[str, str], list[float]] = {}  # per (machine, side), each run's median
+    alone: dict[tuple[str, str], list[float]] = {}  # the same, of the runs that did not share the machine
     for s in sides:
         for seed in seeds[s]:
             rows = data[(s, seed)]
@@ -270,26 +281,29 @@ def report(out: Path, runs: list[tuple[str, int]], protocol: Protocol) -> str:
             result = json.loads((out / f"{s}_seed{seed}" / "result.json").read_text())
             learned = epoch_rates(learning)
             median = float(np.median(learned)) if learned else None
+            machine = machine_of(result)
             if median is not None:
-                rates.setdefault(s, []).append(median)
+                rates.setdefault((machine, s), []).append(median)
                 if result.get("shared") is False:
-                    alone.setdefault(s, []).append(median)
+                    alone.setdefault((machine, s), []).append(median)
             every = ", ".join(f"{r:.0f}" for r in epoch_rates(points))
             dep_only = epoch_rates(warmup)
             load = fmt(result.get("load_max")) + (" (shared)" if result.get("shared") else "")
             lines.append(
                 f"| {SIDES[s][0]}, seed {seed} | {fmt(np.median(dep_only) if dep_only else None, 0)} | {fmt(median, 0)}"
-                f" | {fmt(np.mean(learned) if learned else None, 0)} | {every} | {result['wall_s'] / 60:.0f} | {load} |"
+                f" | {fmt(np.mean(learned) if learned else None, 0)} | {every} | {result['wall_s'] / 60:.0f} | {load}"
+                f" | {machine} |"
             )
     for label, medians in (("runs that had the machine to themselves", alone), ("all runs", rates)):
-        if "deprl" not in medians:
-            continue
-        base = float(np.mean(medians["deprl"]))
-        for s in sides:
-            if s != "deprl" and s in medians:
-                ratio = float(np.mean(medians[s])) / base
-                lines += ["", f"{SIDES[s][0]} / deprl, median env steps/s in the learning epochs, {label}: "
-                              f"**{ratio:.2f}x**"]  # fmt: skip
+        for machine in sorted({m for m, _ in medians} - {"several", "not recorded"}):
+            if (machine, "deprl") not in medians:
+                continue
+            base = float(np.mean(medians[(machine, "deprl")]))
+            for s in sides:
+                if s != "deprl" and (machine, s) in medians:
+                    ratio = float(np.mean(medians[(machine, s)])) / base
+                    lines += ["", f"{SIDES[s][0]} / deprl, median env steps/s in the learning epochs, {label} on "
+                                  f"{machine}: **{ratio:.2f}x**"]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -17,9 +17,10 @@ noise, pink noise, SAC's Gaussian sampling).
 Runs go to ``--out`` (``~/lit_rl_runs/exploration_myoleg``, outside the checkout so that they survive a new
 one), ``<variant>_seed<seed>`` each. A finished run (it has ``result.json``, there or in the kept logs) is
 skipped; an interrupted one resumes from its last save. While a run goes on (every minute) and at its end its
-per-epoch logs (``metrics.csv`` of each segment, ``config.yaml``, ``result.json``, ``wall_s.json``, ``load.json``) are
-copied to ``bench/results/exploration_myoleg/<variant>_seed<seed>/``, committed. The machine's load is
-sampled throughout (``summary.LoadSampler``); ``result.json`` says whether the run shared the cores.
+per-epoch logs (``metrics.csv`` of each segment, ``config.yaml``, ``result.json``, ``wall_s.json``,
+``load.json``, ``machines.json``) are copied to ``bench/results/exploration_myoleg/<variant>_seed<seed>/``,
+committed. The machine's load is sampled throughout (``summary.LoadSampler``); ``result.json`` says whether
+the run shared the cores, and the machine of each segment (a resumed run may change machines).
 
 After the listed runs, once every variant's seed 0 has finished, the ``--best`` (2) variants with the longest
 mean test episode over the learning epochs get seed 1 too (the issue: two seeds for the two best).
@@ -62,7 +63,7 @@ FIGURE = "exploration_myoleg_test.png"  # in docs/ for the default --out
 SIDE_BY_SIDE = RESULTS / "deprl_side_by_side"  # bench-deprl's kept logs: its lit_rl runs are DEP-MPO here
 PRECISION = "32-true"  # the protocol's float32 (deprl has no mixed precision)
 POLL_S = 60  # seconds between copies of a running run's logs
-LOGS = ("config.yaml", "result.json", "wall_s.json", "load.json")
+LOGS = ("config.yaml", "result.json", "wall_s.json", "load.json", "machines.json")
 SEED_FOR_BEST = 1  # the second seed of the best variants
 
 
@@ -140,6 +141,9 @@ def train(out: Path, results: Path, variant: str, seed: int, protocol: Protocol)
           flush=True)  # fmt: skip
     start = time.perf_counter()
     earlier = json.loads(loads.read_text()) if loads.is_file() else []
+    machines = directory / "machines.json"  # per segment: a run resumed in several sessions may change machines
+    segment_machines = [*(json.loads(machines.read_text()) if machines.is_file() else []),
+                        machine_line("mujoco", "myosuite")]  # fmt: skip
     with LoadSampler() as sampler:
         sampler.samples.append(load_now)  # what else is running before the run adds its own load
         process = subprocess.Popen(args, cwd=ROOT, start_new_session=True)  # its env workers in its group
@@ -150,6 +154,7 @@ def train(out: Path, results: Path, variant: str, seed: int, protocol: Protocol)
                 except subprocess.TimeoutExpired:
                     pass
                 if directory.is_dir():  # fit makes it once the config is read
+                    machines.write_text(json.dumps(segment_machines))
                     loads.write_text(json.dumps(earlier + sampler.samples))
                     keep_logs(directory, kept, LOGS)  # what an interrupted run reached is kept too
         finally:
@@ -171,7 +176,7 @@ def train(out: Path, results: Path, variant: str, seed: int, protocol: Protocol)
     result = {"variant": variant, "seed": seed, "config": VARIANTS[variant].config,
               "overrides": list(VARIANTS[variant].overrides), **asdict(protocol), "precision": PRECISION,
               "omp_num_threads": threads, "wall_s": sum(segments), "segments": len(segments),
-              **sampler.record(own=protocol.parallel + 1), "machine": machine_line("mujoco", "myosuite")}  # fmt: skip
+              **sampler.record(own=protocol.parallel + 1), "machines": segment_machines}  # fmt: skip
     (directory / "result.json").write_text(json.dumps(result, indent=1))
     keep_logs(directory, kept, LOGS)
 
@@ -263,8 +268,8 @@ def best(results: Path, protocol: Protocol, count: int) -> list[str] | None:
 def report(results: Path, protocol: Protocol, figure: Path | None) -> str:
     ran = {variant: seeds_run(results, variant) for variant in VARIANTS}
     directories = [results / run_name(v, s) for v, seeds in ran.items() for s in seeds]
-    machines = sorted({json.loads((d / "result.json").read_text()).get("machine", "") for d in directories
-                       if (d / "result.json").is_file()} - {""})  # fmt: skip
+    machines = sorted({m for d in directories if (d / "result.json").is_file()
+                       for m in json.loads((d / "result.json").read_text()).get("machines", [])})  # fmt: skip
     shown = " / ".join(f"{p / 1e6:g}" for p in points(protocol))
     lines = [*(machines or ["Not measured yet: no run of this comparison has kept logs."]), "",
              f"Per run: what acts in the first {protocol.warmup:,} steps (no updates there); the mean train and test "
