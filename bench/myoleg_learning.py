@@ -6,7 +6,8 @@ through a sigmoid), ``reset_type: init``, 10 x 10 envs and 1e6 DEP-only steps; i
 weights match no MyoSuite release and MyoSuite 3's myoLegWalk-v0 is another model
 (``myolegs_with_torso.xml``), so episode lengths are compared, not returns. Every run here is
 ``configs/dep_mpo_myolegwalk.yaml`` with that protocol (``PROTOCOL``): ``reset_type: init``,
-``muscle_sigmoid: true``, 1e6 DEP-only steps, 2 workers x 10 envs, bf16-mixed, 200,000-step
+``muscle_sigmoid: true``, 1e6 DEP-only steps, 2 workers x 10 envs, bf16-mixed (32-true on a CPU
+without bfloat16 instructions: ``PRECISION``), 200,000-step
 epochs with 10 test episodes, to ``--steps`` (1.6e6). Runs (``VARIANTS``, one
 ``python -m lit_rl fit`` process each, one after the other):
 
@@ -67,6 +68,8 @@ from pathlib import Path
 
 from summary import RESULTS, ROOT, keep_logs, machine_line, rewrite_section, segment_order
 
+from lit_rl.commands.cli import cpu_bf16_native
+
 # deprl's log of the published run, every 200k-step epoch (written by bench/data/published_curve.py)
 PUBLISHED = ROOT / "bench" / "data" / "deprl_myolegwalk_curve.csv"
 OUT = Path.home() / "lit_rl_runs" / "myoleg_learning"  # outside the checkout: it is laid anew, the home kept
@@ -74,15 +77,18 @@ FULL_LENGTH = 1000  # myoLegWalk-v0's max_episode_steps: an episode that long di
 RANDOM_STARTS = 20  # test episodes of the final checkpoint from random starts
 POLL_S = 60  # seconds between looks at a running run (its logs copied, the stop rule checked)
 LOAD_LOG = "load.csv"  # per look: the env steps the run's log reached, the 1-minute load average
-MACHINE_LOG = "machines.csv"  # per segment: the env steps it resumed from, the machine it ran on
+MACHINE_LOG = "machines.csv"  # per segment: the env steps it resumed from, the machine, the precision
 # MPO's statistics, lit_rl's metric: the published curve's column
 LEARNER_METRICS = {"q/mean": "critic_q", "loss/critic": "critic_loss", "mpo/temperature": "temperature"}
 CONFIG = "configs/dep_mpo_myolegwalk.yaml"
+# bf16-mixed where the CPU has bfloat16 instructions (about 3.5x faster per MPO batch there); without them
+# bfloat16 is emulated, several times slower than float32 (docs/dep.md), so the run takes 32-true.
+PRECISION = "32-true" if cpu_bf16_native() is False else "bf16-mixed"
 PROTOCOL = [
     "--data.init_args.env.make_kwargs", '{"reset_type": "init"}',
     "--data.init_args.env.muscle_sigmoid", "true",
     "--data.init_args.test_episodes", "10",
-    "--trainer.precision", "bf16-mixed",
+    "--trainer.precision", PRECISION,
     "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
     "--trainer.enable_progress_bar", "false",
 ]  # fmt: skip
@@ -199,7 +205,7 @@ def train(out: Path, variant: str, seed: int, budget: Budget) -> None:
             continue
         if not machine_recorded:  # a run resumed over several sessions may change machines
             with open(directory / MACHINE_LOG, "a", newline="") as f:
-                csv.writer(f).writerow([resumed_from, machine_line("mujoco", "myosuite")])
+                csv.writer(f).writerow([resumed_from, machine_line("mujoco", "myosuite"), PRECISION])
             machine_recorded = True
         per_epoch = epochs(directory, budget.epoch)
         with open(directory / LOAD_LOG, "a") as f:  # the machine's load beside the run's progress
@@ -411,10 +417,9 @@ def machines(results: Path, runs: list[tuple[str, int]]) -> list[str]:
             lines.append(f"- {name}: its machines were not recorded (a run from before 2026-12-08).")
             continue
         with open(directory / MACHINE_LOG, newline="") as f:
-            lines += [
-                f"- {name}, from {int(steps):,} env steps: {line.replace('Measured', 'started', 1)}"
-                for steps, line in csv.reader(f)
-            ]
+            for steps, line, *precision in csv.reader(f):  # precision: bf16-mixed before it was recorded
+                lines.append(f"- {name}, from {int(steps):,} env steps, {precision[0] if precision else 'bf16-mixed'}: "
+                             f"{line.replace('Measured', 'started', 1)}")  # fmt: skip
     return ["Where each run ran, by segment:", "", *lines] if lines else [machine_line("mujoco", "myosuite")]
 
 

@@ -18,7 +18,7 @@ import yaml
 
 from lit_rl.__main__ import COMMANDS, TRAINER_COMMANDS
 from lit_rl.commands import catalog, export, interpreter, plot, sweep
-from lit_rl.commands.cli import LitRLCLI
+from lit_rl.commands.cli import LitRLCLI, cpu_bf16_native
 from tests.conftest import DATA_KEY, ROOT, SMOKE, cli_env, load_ckpt, logged_rows, ok, run_cli
 
 
@@ -141,6 +141,23 @@ def test_more_cpu_processes_than_cores_are_warned_about(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="lit_rl.commands.cli"):
         LitRLCLI(args=[*base, "--trainer.devices", "1"], run=False)
     assert "CPU cores" not in caplog.text
+
+
+def test_bf16_on_a_cpu_without_bfloat16_instructions_is_warned_about(tmp_path, caplog):
+    """An Intel Xeon without AVX-512 BF16 ran the walk's MPO updates 3-4x slower in bf16-mixed than in 32-true."""
+    x86 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n"
+    assert cpu_bf16_native(x86) is False
+    assert cpu_bf16_native(x86.replace("avx512_vnni", "avx512_vnni avx512_bf16")) is True
+    assert cpu_bf16_native("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n") is True  # ARM
+    assert cpu_bf16_native("") is None
+    base = ["--config", str(SMOKE), "--working_dir", str(tmp_path), "--trainer.logger", "false"]
+    base += ["--trainer.accelerator", "cpu", "--trainer.devices", "1"]
+    for precision in ("bf16-mixed", "32-true"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="lit_rl.commands.cli"):
+            LitRLCLI(args=[*base, "--trainer.precision", precision], run=False)
+        warned = "on a CPU without bfloat16 instructions" in caplog.text
+        assert warned == (precision == "bf16-mixed" and cpu_bf16_native() is False), caplog.text
 
 
 def test_fit_writes_wandb_run_checkpoints_and_config(trained_run):
