@@ -17,10 +17,12 @@ Test episodes follow deprl's protocol on both sides: deprl seeds its test env on
 its generator, so every epoch's 10 test episodes start from new states; lit_rl runs with
 ``test_seeds: continued``, the same.
 
-Each run (``OUT/<side>_seed<seed>``: the command's output and ``result.json``; deprl's own files in
-``OUT/deprl_runs/deprl_seed<seed>/<date>/``) resumes with its own program's resume (deprl: ``resume: 1``
-and ``full_save``; lit_rl: ``last.ckpt``) when the script is started again; a finished run (its
-``result.json``, there or kept in bench/results) is skipped. A finished run's per-epoch logs
+Each run (``OUT/<side>_seed<seed>``: lit_rl's run directory or deprl's config, and ``result.json``;
+the command's output and each segment's machine beside it, ``OUT/<side>_seed<seed>.output.log`` and
+``.machines.json``; deprl's own files in ``OUT/deprl_runs/deprl_seed<seed>/<date>/``) resumes with its
+own program's resume (deprl: ``resume: 1`` and ``full_save``; lit_rl: ``last.ckpt``) when the script is
+started again; a finished run (its ``result.json``, there or kept in bench/results) is skipped. A
+finished run's per-epoch logs
 (lit_rl's ``metrics.csv``, deprl's own ``log.csv``) and ``result.json`` (wall time, and the machine's
 load average while it ran: a run that shared the cores is marked, and the speed ratio is given over
 the runs that did not) are copied to ``bench/results/<OUT's name>/<side>_seed<seed>/``, committed;
@@ -46,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from myoleg_learning import epochs, fmt, read_rows
-from summary import RESULTS, ROOT, LoadSampler, keep_logs, machine_line, rewrite_section
+from summary import RESULTS, ROOT, LoadSampler, keep_logs, machine_line, rewrite_section, segment_machines
 
 from lit_rl.commands.stats import interval_text, iqm_interval
 
@@ -186,20 +188,21 @@ def train(out: Path, side: str, seed: int, protocol: Protocol, source: str) -> N
         args = lit_rl_command(protocol, seed, out, name, SIDES[side][1])
         env = dict(os.environ)
     print(f"{name}: {' '.join(args)}", flush=True)
-    machines = directory / "machines.json"  # per segment: a run resumed in several sessions may change machines
-    segment_machines = [*(json.loads(machines.read_text()) if machines.is_file() else []), machine_line()]
-    machines.write_text(json.dumps(segment_machines))
+    # Beside the run directory, not in it: lit_rl's fit moves a non-empty run directory without last.ckpt aside.
+    machines, output_log = out / f"{name}.machines.json", out / f"{name}.output.log"
+    machines_so_far = segment_machines(machines)
+    machines.write_text(json.dumps(machines_so_far))
     start = time.perf_counter()
-    with open(directory / "output.log", "a") as output, LoadSampler() as load:
+    with open(output_log, "a") as output, LoadSampler() as load:
         subprocess.run(args, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, check=True)
     wall = directory / "wall_s.json"  # per segment: a resumed run has several
     segments = [*(json.loads(wall.read_text()) if wall.is_file() else []), time.perf_counter() - start]
     wall.write_text(json.dumps(segments))
     steps = reached(side, directory, protocol)
     if steps < protocol.steps:  # deprl's trainer logs an exception and exits 0
-        raise RuntimeError(f"{name} stopped at {steps:,} env steps of {protocol.steps:,}: see {directory}/output.log")
+        raise RuntimeError(f"{name} stopped at {steps:,} env steps of {protocol.steps:,}: see {output_log}")
     result = {"side": side, "seed": seed, **asdict(protocol), "wall_s": sum(segments), "segments": len(segments),
-              **load.record(own=protocol.parallel + 1), "machines": segment_machines}  # fmt: skip
+              **load.record(own=protocol.parallel + 1), "machines": machines_so_far}  # fmt: skip
     (directory / "result.json").write_text(json.dumps(result))
     keep(out, name)
 

@@ -55,7 +55,7 @@ from pathlib import Path
 import yaml
 from deprl_side_by_side import Protocol, lit_rl_command
 from myoleg_learning import epochs, fmt, has_metrics
-from summary import RESULTS, ROOT, LoadSampler, keep_logs, machine_line, rewrite_section
+from summary import RESULTS, ROOT, LoadSampler, keep_logs, rewrite_section, segment_machines
 
 OUT = Path.home() / "lit_rl_runs" / "exploration_myoleg"
 SECTION = "exploration-myoleg-table"
@@ -141,9 +141,8 @@ def train(out: Path, results: Path, variant: str, seed: int, protocol: Protocol)
           flush=True)  # fmt: skip
     start = time.perf_counter()
     earlier = json.loads(loads.read_text()) if loads.is_file() else []
-    machines = directory / "machines.json"  # per segment: a run resumed in several sessions may change machines
-    segment_machines = [*(json.loads(machines.read_text()) if machines.is_file() else []),
-                        machine_line("mujoco", "myosuite")]  # fmt: skip
+    machines = directory / "machines.json"
+    machines_so_far = segment_machines(machines, "mujoco", "myosuite")
     with LoadSampler() as sampler:
         sampler.samples.append(load_now)  # what else is running before the run adds its own load
         process = subprocess.Popen(args, cwd=ROOT, start_new_session=True)  # its env workers in its group
@@ -154,7 +153,7 @@ def train(out: Path, results: Path, variant: str, seed: int, protocol: Protocol)
                 except subprocess.TimeoutExpired:
                     pass
                 if directory.is_dir():  # fit makes it once the config is read
-                    machines.write_text(json.dumps(segment_machines))
+                    machines.write_text(json.dumps(machines_so_far))
                     loads.write_text(json.dumps(earlier + sampler.samples))
                     keep_logs(directory, kept, LOGS)  # what an interrupted run reached is kept too
         finally:
@@ -176,7 +175,7 @@ def train(out: Path, results: Path, variant: str, seed: int, protocol: Protocol)
     result = {"variant": variant, "seed": seed, "config": VARIANTS[variant].config,
               "overrides": list(VARIANTS[variant].overrides), **asdict(protocol), "precision": PRECISION,
               "omp_num_threads": threads, "wall_s": sum(segments), "segments": len(segments),
-              **sampler.record(own=protocol.parallel + 1), "machines": segment_machines}  # fmt: skip
+              **sampler.record(own=protocol.parallel + 1), "machines": machines_so_far}  # fmt: skip
     (directory / "result.json").write_text(json.dumps(result, indent=1))
     keep_logs(directory, kept, LOGS)
 

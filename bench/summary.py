@@ -88,6 +88,12 @@ def machine_line(*packages: str) -> str:
     )
 
 
+def segment_machines(path: Path, *packages: str) -> list[str]:
+    """A resumed run's machines: its earlier segments' (``path``, a JSON list, if there) and this one's
+    ``machine_line``, as a run resumed over several working sessions may change machines."""
+    return [*(json.loads(path.read_text()) if path.is_file() else []), machine_line(*packages)]
+
+
 def report(algo: str, runs: list[dict], out: str | Path | None = None, **extra) -> dict:
     """Print each seed and the medians; write them to ``out`` as JSON. A seed that never
     reaches -200 counts as infinitely slow in the median."""
